@@ -1,0 +1,42 @@
+# Two entry points for a fresh machine: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV := .uv/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test install install-dev lint typecheck pytest bench clean
+
+$(UV):
+	$(PYTHON) -m venv .uv
+	.uv/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+install: $(UV)
+	$(UV) sync --frozen
+
+install-dev: $(UV)
+	$(UV) sync --frozen --extra dev
+
+run: install
+	$(PY) -m cltv_api.demo
+
+lint: install-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install-dev
+	$(VENV)/bin/mypy
+
+pytest: install-dev
+	$(VENV)/bin/pytest -n 2 --dist loadgroup
+
+test: lint typecheck pytest
+
+bench: install-dev
+	$(PY) benchmarks/bench_models.py
+
+clean:
+	rm -rf $(VENV) .uv .mypy_cache .ruff_cache .pytest_cache
