@@ -44,7 +44,6 @@ DAYS_PER_YEAR = 365.25
 class PurchaseModel(Protocol):
     """What CLTV needs from a fitted purchase model (BGNBD, MBGNBD, ParetoNBD)."""
 
-    param_names: tuple[str, ...]
     covariance_: FloatArray
 
     def _prob_alive(
@@ -461,13 +460,30 @@ def customer_clv_and_variance(
 
 @dataclass(frozen=True)
 class GroupTotal:
-    """Totals over a group of customers with delta-method standard errors."""
+    """Totals over a group of customers, with the gradient of the CLTV total wrt the
+    log-parameters of the purchase and spend models (to combine groups that share a model)
+    and the delta-method standard error of the total."""
 
     customers: float
     clv_total: float
     clv_total_se: float
     revenue_total: float
     purchases_total: float
+    grad_purchase: FloatArray
+    grad_spend: FloatArray
+
+
+def total_variance(
+    grad_purchase: FloatArray,
+    grad_spend: FloatArray,
+    purchase_log_cov: FloatArray,
+    spend_log_cov: FloatArray | None,
+) -> float:
+    """Delta-method variance of a total from its gradients (models fitted independently)."""
+    variance = float(grad_purchase @ purchase_log_cov @ grad_purchase)
+    if spend_log_cov is not None and grad_spend.size:
+        variance += float(grad_spend @ spend_log_cov @ grad_spend)
+    return variance
 
 
 def group_total(
@@ -485,17 +501,17 @@ def group_total(
     spend_total = coefficients.intercept * counts + coefficients.slope * spend_sums
     total = margin * float(np.dot(hv.discounted_purchases, spend_total))
     grad_p = margin * (hv.gradient.T @ spend_total)
-    variance = float(grad_p @ purchase_log_cov @ grad_p)
-    if spend_log_cov is not None and coefficients.grad_intercept.shape[1]:
-        grad_s = margin * (
-            coefficients.grad_intercept.T @ (hv.discounted_purchases * counts)
-            + coefficients.grad_slope.T @ (hv.discounted_purchases * spend_sums)
-        )
-        variance += float(grad_s @ spend_log_cov @ grad_s)
+    grad_s = margin * (
+        coefficients.grad_intercept.T @ (hv.discounted_purchases * counts)
+        + coefficients.grad_slope.T @ (hv.discounted_purchases * spend_sums)
+    )
+    variance = total_variance(grad_p, grad_s, purchase_log_cov, spend_log_cov)
     return GroupTotal(
         customers=float(counts.sum()),
         clv_total=total,
         clv_total_se=float(np.sqrt(max(variance, 0.0))) if np.isfinite(variance) else float("nan"),
         revenue_total=float(np.dot(hv.expected_purchases, spend_total)),
         purchases_total=float(np.dot(hv.expected_purchases, counts)),
+        grad_purchase=np.asarray(grad_p, dtype=np.float64),
+        grad_spend=np.asarray(grad_s, dtype=np.float64),
     )

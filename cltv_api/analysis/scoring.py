@@ -1,0 +1,375 @@
+"""Value customers and segments with fitted models, inside the engine.
+
+Per unique history the purchase model gives P(alive), expected purchases over the horizon and the
+discounted expected purchases (DEP) with its delta-method variance; per unique frequency the
+spend model gives its linear coefficients (see :mod:`models.clv`). Those small tables are joined
+back onto every customer in the engine, where CLTV and its interval are plain column arithmetic.
+Segment totals and their intervals come from per-(segment, history) counts and spend sums, so no
+step needs the customers in Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import ibis
+import ibis.expr.types as ir
+import numpy as np
+import pyarrow as pa
+from scipy import stats
+
+from cltv_api.engine import HISTORY_KEY, attach
+from cltv_api.errors import FieldError, InvalidInput
+from models import clv
+
+from .fitting import FittedModels, SegmentFit
+
+BLANK_SEGMENT = "(blank)"
+"""Label of customers whose segment value is missing."""
+
+
+@dataclass(frozen=True)
+class Valuation:
+    """How to value customers: horizon, discounting, margin and interval level.
+
+    ``horizon`` is in ``horizon_unit`` (days, weeks, months); ``annual_discount_rate`` is an
+    effective annual rate; cash flows are at the end of each horizon step; ``margin`` is the
+    share of revenue counted (1 = revenue). ``currency`` is a label only.
+    """
+
+    horizon: float = 12
+    horizon_unit: str = "months"
+    annual_discount_rate: float = 0.10
+    margin: float = 1.0
+    level: float = 0.95
+    currency: str = ""
+
+    def __post_init__(self) -> None:
+        errors = []
+        if not np.isfinite(self.margin) or not 0 <= self.margin <= 1:
+            errors.append(
+                FieldError(
+                    "margin", "must be between 0 and 1 (a share of revenue)", value=str(self.margin)
+                )
+            )
+        if not 0 < self.level < 1:
+            errors.append(FieldError("level", "must be between 0 and 1", value=str(self.level)))
+        if errors:
+            raise InvalidInput("the valuation parameters are not valid", errors=errors)
+
+    def horizon_for(self, time_unit: str) -> clv.Horizon:
+        try:
+            return clv.Horizon.from_units(
+                self.horizon, self.horizon_unit, time_unit, self.annual_discount_rate
+            )
+        except ValueError as exc:
+            field_name = "annual_discount_rate" if "discount" in str(exc) else "horizon"
+            raise InvalidInput(str(exc), errors=[FieldError(field_name, str(exc))]) from exc
+
+    @property
+    def z(self) -> float:
+        return float(stats.norm.ppf(0.5 + self.level / 2))
+
+
+def prepare_summary(summary: ir.Table, segment_cols: Sequence[str]) -> ir.Table:
+    """Segment columns as strings with missing values labelled :data:`BLANK_SEGMENT`."""
+    missing = [c for c in segment_cols if c not in summary.columns]
+    if missing:
+        raise InvalidInput(
+            f"segment column(s) {missing} are not in the data",
+            errors=[FieldError(c, "no such column") for c in missing],
+        )
+    return summary.mutate(
+        **{c: summary[c].cast("string").fill_null(BLANK_SEGMENT) for c in segment_cols}
+    )
+
+
+# ------------------------------------------------------------------------------ per customer
+def score_customers(summary: ir.Table, fitted: FittedModels, valuation: Valuation) -> ir.Table:
+    """Every customer of ``summary`` with predictions, as a lazy engine table.
+
+    Added columns: ``p_alive``, ``expected_purchases`` (over the horizon, undiscounted),
+    ``expected_spend`` (per purchase), ``expected_revenue``, ``clv`` (discounted margin),
+    ``clv_lower``/``clv_upper`` (delta-method interval at ``valuation.level``, on the log scale).
+    """
+    key = list(fitted.model_key)
+    summary = prepare_summary(summary, fitted.request.segment_by)
+    horizon = valuation.horizon_for(fitted.request.time_unit)
+    hist_table, spend_table = _prediction_tables(summary, fitted, horizon)
+    scored = attach(summary, hist_table, key=[*key, *HISTORY_KEY])
+    scored = attach(scored, spend_table, key=[*key, "frequency"])
+    m = scored.monetary_value
+    spend = scored._a + scored._b * m
+    spend_var = scored._va + 2.0 * m * scored._cab + m * m * scored._vb
+    margin = valuation.margin
+    value = margin * spend * scored._dep
+    variance = (
+        margin * margin * (spend * spend * scored._vdep + scored._dep * scored._dep * spend_var)
+    )
+    rel_se = ibis.ifelse(value > 0, variance.sqrt() / value, 0.0)
+    z = valuation.z
+    out = scored.mutate(
+        expected_spend=spend,
+        expected_revenue=spend * scored._ep,
+        clv=value,
+        clv_lower=value * (-z * rel_se).exp(),
+        clv_upper=value * (z * rel_se).exp(),
+    )
+    out = out.rename(p_alive="_pa", expected_purchases="_ep")
+    return out.drop("_a", "_b", "_va", "_cab", "_vb", "_dep", "_vdep")
+
+
+def _prediction_tables(
+    summary: ir.Table, fitted: FittedModels, horizon: clv.Horizon
+) -> tuple[pa.Table, pa.Table]:
+    key = list(fitted.model_key)
+    hist = summary.select(*key, *HISTORY_KEY).distinct().to_pyarrow()
+    freq = summary.select(*key, "frequency").distinct().to_pyarrow()
+    hist_cols: dict[str, list[np.ndarray]] = {}
+    spend_cols: dict[str, list[np.ndarray]] = {}
+    for fit in fitted.fits:
+        h = _rows_of(hist, key, fit)
+        x = h["frequency"].astype(float)
+        purchase, spend = _models(fit)
+        hv = clv.history_values(
+            purchase, x, h["recency"].astype(float), h["T"].astype(float), horizon
+        )
+        _extend(
+            hist_cols,
+            {
+                **{c: h[c] for c in key},
+                "frequency": x,
+                "recency": h["recency"],
+                "T": h["T"],
+                "_pa": hv.prob_alive,
+                "_ep": hv.expected_purchases,
+                "_dep": hv.discounted_purchases,
+                "_vdep": hv.variance,
+            },
+        )
+        f = _rows_of(freq, key, fit)
+        fx = f["frequency"].astype(float)
+        sc = clv.spend_coefficients(spend, fx)
+        _extend(
+            spend_cols,
+            {
+                **{c: f[c] for c in key},
+                "frequency": fx,
+                "_a": sc.intercept,
+                "_b": sc.slope,
+                "_va": sc.var_intercept,
+                "_cab": sc.cov_intercept_slope,
+                "_vb": sc.var_slope,
+            },
+        )
+    return _arrow(hist_cols, key), _arrow(spend_cols, key)
+
+
+def _rows_of(table: pa.Table, key: Sequence[str], fit: SegmentFit) -> dict[str, np.ndarray]:
+    mask = np.ones(table.num_rows, dtype=bool)
+    for c in key:
+        mask &= np.asarray(table[c].to_pylist(), dtype=object) == fit.segment[c]
+    return {
+        name: np.asarray(table[name].to_numpy(zero_copy_only=False))[mask]
+        for name in table.column_names
+    }
+
+
+def _extend(cols: dict[str, list[np.ndarray]], values: dict[str, np.ndarray]) -> None:
+    for name, arr in values.items():
+        cols.setdefault(name, []).append(np.asarray(arr))
+
+
+def _arrow(cols: dict[str, list[np.ndarray]], key: Sequence[str]) -> pa.Table:
+    out = {}
+    for name, parts in cols.items():
+        arr = np.concatenate(parts)
+        out[name] = pa.array(
+            arr.astype(object) if name in key else np.nan_to_num(arr.astype(float), nan=0.0)
+        )
+    return pa.table(out)
+
+
+# ------------------------------------------------------------------------------ per segment
+@dataclass
+class SegmentRow:
+    """One row of the segment table; money in the data's currency, CLTV is margin."""
+
+    segment: dict[str, str]
+    customers: int
+    share_active: float
+    expected_purchases: float
+    expected_purchases_per_customer: float
+    expected_revenue: float
+    clv_mean: float
+    clv_mean_lower: float
+    clv_mean_upper: float
+    clv_median: float
+    clv_total: float
+    clv_total_lower: float
+    clv_total_upper: float
+    share_of_value: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def segment_table(
+    summary: ir.Table,
+    fitted: FittedModels,
+    valuation: Valuation,
+    by: Sequence[str] | None = None,
+) -> list[SegmentRow]:
+    """CLTV per segment (default: the fit's ``segment_by``) plus a last row for all customers.
+
+    Means and totals carry delta-method intervals from the parameters' covariance (models of
+    different segments are independent fits, so their variances add). The median is the engine's
+    quantile of the per-customer CLTV.
+    """
+    by = list(fitted.request.segment_by if by is None else by)
+    key = list(fitted.model_key)
+    summary = prepare_summary(summary, list(dict.fromkeys([*by, *fitted.request.segment_by])))
+    horizon = valuation.horizon_for(fitted.request.time_unit)
+    group_cols = list(dict.fromkeys([*by, *key]))
+    grouped = (
+        summary.group_by([*group_cols, *HISTORY_KEY])
+        .aggregate(n=summary.count(), msum=summary.monetary_value.sum())
+        .to_pyarrow()
+    )
+    cols = {
+        name: np.asarray(grouped[name].to_numpy(zero_copy_only=False))
+        for name in grouped.column_names
+    }
+    totals = _group_totals(cols, fitted, valuation, horizon, by)
+    medians = _medians(summary, fitted, valuation, by)
+    rows = [
+        _row(segment, parts, medians.get(label, float("nan")), valuation)
+        for label, (segment, parts) in totals.items()
+    ]
+    everyone = [p for _, parts in totals.values() for p in parts]
+    overall = _row({}, everyone, medians.get((), float("nan")), valuation)
+    total_value = overall.clv_total
+    for row in [*rows, overall]:
+        row.share_of_value = row.clv_total / total_value if total_value > 0 else 0.0
+    rows.sort(key=lambda r: tuple(r.segment.values()))
+    return [*rows, overall] if by else [overall]
+
+
+@dataclass
+class _Part:
+    """A report segment's share of one fitted model's customers."""
+
+    total: clv.GroupTotal
+    alive_sum: float
+    model_index: int
+    purchase_log_cov: np.ndarray
+    spend_log_cov: np.ndarray | None
+
+
+def _group_totals(
+    cols: dict[str, np.ndarray],
+    fitted: FittedModels,
+    valuation: Valuation,
+    horizon: clv.Horizon,
+    by: Sequence[str],
+) -> dict[tuple[str, ...], tuple[dict[str, str], list[_Part]]]:
+    """Per report segment (keyed by its values): the segment and one total per fitted model."""
+    key = list(fitted.model_key)
+    out: dict[tuple[str, ...], tuple[dict[str, str], list[_Part]]] = {}
+    for index, fit in enumerate(fitted.fits):
+        mask = np.ones(cols["n"].shape[0], dtype=bool)
+        for c in key:
+            mask &= cols[c].astype(object) == fit.segment[c]
+        if not mask.any():
+            continue
+        x, t_x, T = (cols[c][mask].astype(float) for c in HISTORY_KEY)
+        purchase, spend = _models(fit)
+        hv = clv.history_values(purchase, x, t_x, T, horizon)
+        sc = clv.spend_coefficients(spend, x)
+        p_cov = clv._log_covariance(purchase)
+        s_cov = None if spend is None else clv._log_covariance(spend)
+        if by:
+            labels = [
+                tuple(str(v) for v in row) for row in zip(*(cols[c][mask] for c in by), strict=True)
+            ]
+        else:
+            labels = [()] * int(mask.sum())
+        n = cols["n"][mask].astype(float)
+        msum = cols["msum"][mask].astype(float)
+        for label in dict.fromkeys(labels):
+            sel = np.array([lab == label for lab in labels], dtype=bool)
+            part_hv = clv.HistoryValues(*(getattr(hv, f)[sel] for f in hv.__dataclass_fields__))
+            part_sc = clv.SpendCoefficients(*(getattr(sc, f)[sel] for f in sc.__dataclass_fields__))
+            total = clv.group_total(
+                part_hv, part_sc, n[sel], msum[sel], valuation.margin, p_cov, s_cov
+            )
+            segment = dict(zip(by, label, strict=True))
+            part = _Part(total, float(np.dot(part_hv.prob_alive, n[sel])), index, p_cov, s_cov)
+            out.setdefault(label, (segment, []))[1].append(part)
+    return out
+
+
+def _models(fit: SegmentFit) -> tuple[clv.PurchaseModel, clv.SpendModel | None]:
+    """The fitted models of a segment, typed as what the valuation needs of them."""
+    return cast(clv.PurchaseModel, fit.purchase), cast(clv.SpendModel | None, fit.spend)
+
+
+def _medians(
+    summary: ir.Table, fitted: FittedModels, valuation: Valuation, by: Sequence[str]
+) -> dict[tuple[str, ...], float]:
+    scored = score_customers(summary, fitted, valuation)
+    out: dict[tuple[str, ...], float] = {}
+    overall = scored.aggregate(med=scored.clv.quantile(0.5)).to_pyarrow()
+    out[()] = float(overall["med"][0].as_py() or 0.0)
+    if by:
+        per = scored.group_by(list(by)).aggregate(med=scored.clv.quantile(0.5)).to_pyarrow()
+        for i in range(per.num_rows):
+            out[tuple(str(per[c][i].as_py()) for c in by)] = float(per["med"][i].as_py() or 0.0)
+    return out
+
+
+def _row(
+    segment: dict[str, str], parts: Sequence[_Part], median: float, valuation: Valuation
+) -> SegmentRow:
+    customers = sum(p.total.customers for p in parts)
+    total = sum(p.total.clv_total for p in parts)
+    se = _combined_se(parts)
+    lower, upper = _log_interval(total, se, valuation.z)
+    purchases = sum(p.total.purchases_total for p in parts)
+    n = max(customers, 1.0)
+    return SegmentRow(
+        segment=dict(segment),
+        customers=int(customers),
+        share_active=sum(p.alive_sum for p in parts) / n,
+        expected_purchases=purchases,
+        expected_purchases_per_customer=purchases / n,
+        expected_revenue=sum(p.total.revenue_total for p in parts),
+        clv_mean=total / n,
+        clv_mean_lower=lower / n,
+        clv_mean_upper=upper / n,
+        clv_median=median,
+        clv_total=total,
+        clv_total_lower=lower,
+        clv_total_upper=upper,
+    )
+
+
+def _combined_se(parts: Sequence[_Part]) -> float:
+    """Standard error of a sum of parts: gradients add within a model, variances across models."""
+    variance = 0.0
+    for index in {p.model_index for p in parts}:
+        mine = [p for p in parts if p.model_index == index]
+        grad_p = np.sum([p.total.grad_purchase for p in mine], axis=0)
+        grad_s = np.sum([p.total.grad_spend for p in mine], axis=0)
+        variance += clv.total_variance(
+            grad_p, grad_s, mine[0].purchase_log_cov, mine[0].spend_log_cov
+        )
+    return float(np.sqrt(max(variance, 0.0))) if np.isfinite(variance) else float("nan")
+
+
+def _log_interval(value: float, se: float, z: float) -> tuple[float, float]:
+    """Interval for a positive quantity on the log scale (stays positive)."""
+    if value <= 0 or not np.isfinite(se):
+        return value, value
+    factor = float(np.exp(z * se / value))
+    return value / factor, value * factor
