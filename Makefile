@@ -36,7 +36,7 @@ pytest: install-dev
 test: lint typecheck pytest
 
 bench: install-dev
-	$(PY) benchmarks/bench_models.py
+	$(PY) -m benchmarks.bench_models
 
 clean:
 	rm -rf $(VENV) .uv .mypy_cache .ruff_cache .pytest_cache
