@@ -1,0 +1,1 @@
+"""HTTP routers, one module per resource. Thin: parse, call a service, shape the response."""

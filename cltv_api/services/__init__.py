@@ -1,0 +1,1 @@
+"""Business logic of the service. Raises :mod:`cltv_api.errors` errors, never HTTP exceptions."""
