@@ -1,0 +1,126 @@
+"""Summary and end-to-end pipeline: ours vs lifetimes on the same transactions, one run.
+
+    python -m benchmarks.bench_pipeline [--customers 1000000]
+
+1. Summary step: our engine (DuckDB, Parquet in -> summary Parquet out) vs
+   ``lifetimes.utils.summary_data_from_transaction_data`` on the same rows already in pandas.
+2. End to end, each in a fresh process, wall time and peak RSS (ru_maxrss):
+   - ours: ``cltv segments FILE --segment-by channel --model bgnbd --time-unit days``
+     (read, validate, summarise, fit BG/NBD + Gamma-Gamma, 12-month CLTV with intervals per
+     segment);
+   - lifetimes: read the Parquet into pandas, summary, BetaGeoFitter, GammaGammaFitter on repeat
+     customers, 12-month CLTV (monthly discount 1%), mean CLTV per channel.
+Targets (issue 4): summary >= 4x faster; end to end >= 15x faster with peak RSS under half.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import best_of, markdown_table, quiet, transactions_file
+
+OURS = """
+import resource, sys, io
+from cltv_api.cli import main
+out = io.StringIO()
+rc = main(["segments", sys.argv[1], "--segment-by", "channel", "--model", "bgnbd",
+           "--time-unit", "days", "--format", "csv", "--quiet"], out=out)
+assert rc == 0, rc
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+"""
+
+LIFETIMES = """
+import resource, sys, warnings
+warnings.simplefilter("ignore")
+import pandas as pd
+from lifetimes import BetaGeoFitter, GammaGammaFitter
+from lifetimes.utils import summary_data_from_transaction_data
+tx = pd.read_parquet(sys.argv[1], columns=["customer_id", "date", "amount", "channel"])
+s = summary_data_from_transaction_data(tx, "customer_id", "date", monetary_value_col="amount", freq="D")
+bg = BetaGeoFitter().fit(s["frequency"], s["recency"], s["T"])
+rep = s[s["frequency"] > 0]
+gg = GammaGammaFitter().fit(rep["frequency"], rep["monetary_value"])
+clv = gg.customer_lifetime_value(bg, s["frequency"], s["recency"], s["T"], s["monetary_value"],
+                                 time=12, discount_rate=0.01, freq="D")
+first = tx.sort_values("date").groupby("customer_id")["channel"].first()
+print(clv.groupby(first.reindex(clv.index)).mean().to_dict(), file=sys.stdout)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+"""
+
+
+def run_process(code: str, path: Path) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of a fresh Python process running ``code``."""
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=False
+    )
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-2000:])
+    peak_kb = float(proc.stderr.strip().splitlines()[-1])
+    return wall, peak_kb / 1024
+
+
+def summary_step(path: Path) -> dict[str, Any]:
+    import pandas as pd
+
+    from cltv_api.engine import Engine, summarize
+
+    with tempfile.TemporaryDirectory() as tmp, Engine.duckdb() as engine:
+        ours, _ = best_of(
+            lambda: engine.to_parquet(
+                summarize(engine.table(path), "days"), Path(tmp) / "s.parquet"
+            )
+        )
+    tx = pd.read_parquet(path, columns=["customer_id", "date", "amount"])
+    with quiet():
+        from lifetimes.utils import summary_data_from_transaction_data
+
+        theirs, _ = best_of(
+            lambda: summary_data_from_transaction_data(
+                tx, "customer_id", "date", monetary_value_col="amount", freq="D"
+            ),
+            1,
+        )
+    return {"step": "summary", "ours (s)": ours, "lifetimes (s)": theirs, "speed-up": theirs / ours}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    path = transactions_file(args.customers)
+    rows: list[dict[str, Any]] = [summary_step(path)]
+    ours_wall, ours_rss = min(run_process(OURS, path) for _ in range(2))
+    theirs_wall, theirs_rss = run_process(LIFETIMES, path)
+    rows.append(
+        {
+            "step": "end to end (process)",
+            "ours (s)": ours_wall,
+            "lifetimes (s)": theirs_wall,
+            "speed-up": theirs_wall / ours_wall,
+            "ours peak RSS (MB)": ours_rss,
+            "lifetimes peak RSS (MB)": theirs_rss,
+            "RSS ratio": ours_rss / theirs_rss,
+        }
+    )
+    rows[0].update({"ours peak RSS (MB)": "", "lifetimes peak RSS (MB)": "", "RSS ratio": ""})
+    print(
+        f"{args.customers:,} customers, transactions file {path.name}, {resource.getpagesize()} B pages"
+    )
+    print(markdown_table(rows))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
