@@ -68,9 +68,9 @@ def validate_rfm(
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Validate frequency x, recency t_x and age T (or number of opportunities n).
 
-    Rules: all finite; x >= 0 (integer when ``discrete``); 0 <= t_x <= T; x = 0 implies t_x = 0
-    is *not* required (some exports store t_x = 0 anyway) but x > 0 with t_x = 0 is allowed only
-    for the discrete model's conventions. Errors name the first offending row.
+    Rules: all finite; x a whole number >= 0; 0 <= t_x <= T (a relative slack of 1e-9 absorbs
+    rounding in exported data). In discrete time (``discrete``) t_x and n are whole numbers,
+    x <= t_x, and x = 0 requires t_x = 0. Errors name the first offending row.
     """
     x, t_x, age = _broadcast(
         {
@@ -100,6 +100,9 @@ def validate_rfm(
         if (x > t_x).any():
             i = _first_bad(x > t_x)
             raise ValueError(f"frequency exceeds recency at row {i}: impossible in discrete time")
+        if ((x == 0) & (t_x > 0)).any():
+            i = _first_bad((x == 0) & (t_x > 0))
+            raise ValueError(f"recency is {t_x[i]:g} with frequency 0 at row {i}: impossible in discrete time")
     return x, t_x, age
 
 
