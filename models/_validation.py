@@ -102,7 +102,7 @@ def validate_rfm(
             raise ValueError(f"frequency exceeds recency at row {i}: impossible in discrete time")
         if ((x == 0) & (t_x > 0)).any():
             i = _first_bad((x == 0) & (t_x > 0))
-            raise ValueError(f"recency is {t_x[i]:g} with frequency 0 at row {i}: impossible in discrete time")
+            raise ValueError(f"recency must be 0 when frequency is 0 (row {i}: recency {t_x[i]:g})")
     return x, t_x, age
 
 

@@ -48,13 +48,6 @@ def _validate_data(
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Whole numbers with 0 <= x <= t_x <= n, and t_x = 0 when x = 0 (no transaction)."""
     x, t_x, n_arr = validate_rfm(frequency, recency, n, discrete=True)
-    bad = (x == 0) & (t_x > 0)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ValueError(
-            f"recency must be 0 when frequency is 0 (row {i}: recency={t_x[i]:g}): "
-            f"the last transaction opportunity of a customer with no repeat transaction"
-        )
     return x, t_x, n_arr
 
 
