@@ -97,7 +97,7 @@ def maximize_likelihood(
     total_iter = 0
     for start in starts:
         phi0 = np.clip(np.log(np.asarray(start, dtype=np.float64)), -LOG_BOUND + 1, LOG_BOUND - 1)
-        if not np.isfinite(objective(phi0)[0]) or objective(phi0)[0] >= 1e300:
+        if not objective(phi0)[0] < 1e300:
             continue
         res = optimize.minimize(
             objective,

@@ -1,0 +1,47 @@
+"""Compression of histories into unique rows with counts."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from models import _compress
+from models._compress import compress
+
+
+def test_unique_rows_counts_and_inverse_on_a_small_example() -> None:
+    x = np.array([1.0, 0.0, 1.0, 1.0, -0.0])
+    t = np.array([2.0, 0.0, 2.0, 3.0, 0.0])
+    comp = compress(x, t, weights=np.array([1.0, 2.0, 3.0, 4.0, 5.0]))
+    rows = list(zip(*comp.columns, strict=True))
+    assert rows == [(0.0, 0.0), (1.0, 2.0), (1.0, 3.0)]
+    np.testing.assert_array_equal(comp.weights, [7.0, 4.0, 4.0])  # -0.0 and 0.0 are one value
+    np.testing.assert_array_equal(comp.inverse, [1, 0, 1, 2, 0])
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 5), st.sampled_from([0.0, 0.5, 1.25, 7.0]), st.integers(0, 3)),
+        min_size=1,
+        max_size=60,
+    )
+)
+def test_expanding_the_unique_rows_gives_back_the_input(rows: list[tuple[int, float, int]]) -> None:
+    a, b, c = (np.array(col, dtype=float) for col in zip(*rows, strict=True))
+    comp = compress(a, b, c)
+    for original, unique in zip((a, b, c), comp.columns, strict=True):
+        np.testing.assert_array_equal(unique[comp.inverse], original)
+    assert comp.weights.sum() == len(rows)
+    assert len(set(zip(*comp.columns, strict=True))) == comp.n_unique
+
+
+def test_key_overflow_falls_back_to_byte_rows() -> None:
+    rng = np.random.default_rng(0)
+    cols = [rng.normal(size=3000) for _ in range(6)]  # 3000^6 > 2^62 distinct codes possible
+    fast = _compress._compress_bytes(tuple(cols), np.ones(3000))
+    comp = compress(*cols)
+    assert comp.n_unique == fast.n_unique == 3000
+    for original, unique in zip(cols, comp.columns, strict=True):
+        np.testing.assert_array_equal(unique[comp.inverse], original)
