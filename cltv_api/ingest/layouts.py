@@ -1,0 +1,556 @@
+"""Parsing, checks and the normalised output of each kind of data, in DuckDB SQL.
+
+Normalised Parquet schemas (all timestamps are ``timestamp[us]`` without time zone; segment
+columns are strings under their header names, after the fixed columns):
+
+* transactions: ``customer_id`` string, ``date`` timestamp, ``amount`` float64 (in the file's
+  currency), ``order_id`` string (only when mapped; rows sharing customer and order id are
+  summed into one transaction dated at their earliest date), segments.
+* summary (one row per customer, as in Fader, Hardie & Lee 2005): ``customer_id`` string (the
+  row number when the file has none), ``frequency`` int64 (repeat purchases), ``recency``
+  float64 (time of the last purchase since the first), ``T`` float64 (time since the first
+  purchase), ``monetary_value`` float64 (mean repeat-purchase value; only when mapped),
+  ``weight`` float64 (customers the row stands for; 1.0 when not mapped), segments.
+  ``recency`` and ``T`` keep the file's time unit.
+* contractual, cohort layout (survivor counts as in Fader & Hardie 2007, "How to project
+  customer retention"): ``cohort`` string, ``period`` int64 (0 = the cohort's start),
+  ``survivors`` int64 (customers still active at the start of the period).
+* contractual, customer layout: ``customer_id`` string, ``start`` timestamp, ``end``
+  timestamp (null while still active), segments.
+
+Rows are sorted by all columns, so the same data always gives the same bytes (and hash).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import duckdb
+
+from cltv_api.errors import InvalidInput
+from cltv_api.ingest.dates import DateSpec, parse_sql
+from cltv_api.ingest.mapping import ResolvedMapping
+from cltv_api.ingest.numbers import WS_CHARS, NumberFormat
+from cltv_api.ingest.options import ParseOptions
+from cltv_api.ingest.readers import STAGED, SourceColumn, Staged
+from cltv_api.ingest.sqltext import ident, lit
+from cltv_api.ingest.validate import (
+    Issue,
+    Problem,
+    ValidationReport,
+    add_malformed,
+    check,
+    raise_if_rejected,
+)
+
+_MIN_DATE, _END_DATE = "TIMESTAMP '1900-01-01'", "TIMESTAMP '2101-01-01'"
+
+
+@dataclass
+class Context:
+    """Everything a layout needs: the connection, staged data, mapping and formats."""
+
+    con: duckdb.DuckDBPyConnection
+    staged: Staged
+    resolved: ResolvedMapping
+    options: ParseOptions
+    number: NumberFormat
+    date_spec: DateSpec | None
+    as_of: date
+
+    def has(self, role: str) -> bool:
+        return role in self.resolved.roles
+
+    def col(self, role: str) -> SourceColumn:
+        return self.staged.columns[self.resolved.roles[role]]
+
+    def segments(self) -> list[tuple[str, SourceColumn]]:
+        return [
+            (self.staged.columns[i].name, self.staged.columns[i]) for i in self.resolved.segments
+        ]
+
+    def number_text(self) -> str:
+        t = {None: "none", " ": "space"}.get(self.number.thousands, repr(self.number.thousands))
+        return f"decimal {self.number.decimal!r}, thousands {t}"
+
+
+def id_text(col: SourceColumn) -> str:
+    """An identifier as text: trimmed (spaces incl. NBSP), NULL when blank."""
+    return f"NULLIF(trim({col.raw}, {lit(WS_CHARS)}), '')"
+
+
+def number_expr(col: SourceColumn) -> str:
+    parsed = f"cltv_num({col.raw})"
+    return f"COALESCE({col.num}, {parsed})" if col.num else parsed
+
+
+def date_expr(col: SourceColumn, spec: DateSpec) -> str:
+    parsed = parse_sql(spec, col.text)
+    return f"COALESCE({col.ts}, {parsed})" if col.ts else parsed
+
+
+def _segment_select(ctx: Context) -> list[str]:
+    return [f"{col.text} AS seg{k}" for k, (_, col) in enumerate(ctx.segments())]
+
+
+def _segment_output(ctx: Context, prefix: str = "") -> list[str]:
+    return [f"{prefix}seg{k} AS {ident(name)}" for k, (name, _) in enumerate(ctx.segments())]
+
+
+def _date_problems(
+    ctx: Context, role: str, column: str | None, *, required: bool, col: str | None = None
+) -> list[Problem]:
+    """Checks of a parsed date: ``col`` (default ``role``) and ``<col>_raw`` in the table."""
+    spec = ctx.date_spec
+    assert spec is not None
+    c = col or role
+    as_of = ctx.as_of.isoformat()
+    out = []
+    if required:
+        out.append(
+            Problem(
+                f"missing_{role}",
+                column,
+                f"{c}_raw IS NULL AND {c} IS NULL",
+                None,
+                f"{role} is empty",
+            )
+        )
+    out += [
+        Problem(
+            f"bad_{role}",
+            column,
+            f"{c}_raw IS NOT NULL AND {c} IS NULL",
+            f"{c}_raw",
+            _unreadable_date(role, spec),
+        ),
+        Problem(
+            f"{role}_out_of_range",
+            column,
+            f"{c} < {_MIN_DATE} OR {c} >= {_END_DATE}",
+            f"{c}_raw",
+            f"{role} is before 1900-01-01 or after 2100-12-31",
+        ),
+        Problem(
+            f"future_{role}",
+            column,
+            f"{c} < {_END_DATE} AND CAST({c} AS DATE) > DATE '{as_of}'",
+            f"{c}_raw",
+            f"{role} is after the as_of date {as_of}",
+            "future",
+        ),
+    ]
+    return out
+
+
+def _unreadable_date(role: str, spec: DateSpec) -> str:
+    if spec.label == "native":
+        return f"cannot read the {role}: expected a date cell or an ISO date (yyyy-mm-dd)"
+    return f"cannot read the {role} as {spec.label}"
+
+
+def _number_problems(
+    ctx: Context, role: str, column: str, *, missing_when: str | None
+) -> list[Problem]:
+    out = []
+    if missing_when is not None:
+        out.append(
+            Problem(
+                f"missing_{role}",
+                column,
+                f"{role}_raw IS NULL AND {role} IS NULL AND ({missing_when})",
+                None,
+                f"{role} is empty",
+            )
+        )
+    out += [
+        Problem(
+            f"bad_{role}",
+            column,
+            f"{role}_raw IS NOT NULL AND {role} IS NULL",
+            f"{role}_raw",
+            f"cannot read the {role} as a number ({ctx.number_text()})",
+        ),
+        Problem(
+            f"non_finite_{role}",
+            column,
+            f"NOT isfinite({role})",
+            f"{role}_raw",
+            f"{role} is not a finite number",
+        ),
+    ]
+    return out
+
+
+def _finish_checks(ctx: Context, report: ValidationReport, table: str, drop: str) -> int:
+    add_malformed(ctx.staged, ctx.options, report)
+    report.rows_read = ctx.staged.rows + ctx.staged.malformed_count
+    kept = _scalar(ctx.con, f"SELECT count(*) FROM {table} WHERE NOT ({drop})")
+    report.rows_kept = kept
+    report.rows_dropped = report.rows_read - kept
+    raise_if_rejected(report)
+    return kept
+
+
+def _require_rows(kept: int, report: ValidationReport) -> None:
+    if kept == 0:
+        raise InvalidInput(
+            f"No usable rows: all {report.rows_read} rows were dropped "
+            f"({', '.join(f'{n} {k}' for k, n in report.counts.items())}).",
+            errors=report.field_errors(),
+            extra={"report": report.as_dict()},
+        )
+
+
+# --------------------------------------------------------------------------- transactions
+
+
+def transactions(ctx: Context, report: ValidationReport) -> str:
+    """Parse and check transactions; return the SELECT of the normalised rows."""
+    assert ctx.date_spec is not None
+    cust, dt, amt = ctx.col("customer_id"), ctx.col("date"), ctx.col("amount")
+    select = [
+        "__row",
+        f"{id_text(cust)} AS customer_id",
+        f"{dt.text} AS date_raw",
+        f"{date_expr(dt, ctx.date_spec)} AS date",
+        f"{amt.text} AS amount_raw",
+        f"{number_expr(amt)} AS amount",
+    ]
+    has_order = ctx.has("order_id")
+    if has_order:
+        select.append(f"{id_text(ctx.col('order_id'))} AS order_id")
+    select += _segment_select(ctx)
+    ctx.con.execute(f"CREATE TABLE parsed AS SELECT {', '.join(select)} FROM {STAGED}")
+    problems = [
+        Problem(
+            "missing_customer_id", cust.name, "customer_id IS NULL", None, "customer id is empty"
+        ),
+        *_date_problems(ctx, "date", dt.name, required=True),
+        *_number_problems(ctx, "amount", amt.name, missing_when="true"),
+        Problem(
+            "negative_amount",
+            amt.name,
+            "isfinite(amount) AND amount < 0",
+            "amount_raw",
+            "negative amount (a return or correction)",
+            "negative",
+        ),
+        Problem("zero_amount", amt.name, "amount = 0", "amount_raw", "amount is zero", "zero"),
+    ]
+    drop = check(ctx.con, "parsed", problems, ctx.options, ctx.staged, report)
+    kept = _finish_checks(ctx, report, "parsed", drop)
+    _require_rows(kept, report)
+    ctx.con.execute(f"CREATE VIEW kept AS SELECT * FROM parsed WHERE NOT ({drop})")
+    segs = [f"seg{k}" for k in range(len(ctx.resolved.segments))]
+    source = "kept"
+    if has_order:
+        _order_warnings(ctx, report)
+        seg_min = "".join(f", min({s}) AS {s}" for s in segs)
+        seg_plain = "".join(f", {s}" for s in segs)
+        source = (
+            f"(SELECT customer_id, min(date) AS date, sum(amount) AS amount, order_id{seg_min} "
+            "FROM kept WHERE order_id IS NOT NULL GROUP BY customer_id, order_id "
+            f"UNION ALL SELECT customer_id, date, amount, order_id{seg_plain} "
+            "FROM kept WHERE order_id IS NULL)"
+        )
+    out = [
+        "CAST(customer_id AS VARCHAR) AS customer_id",
+        "CAST(date AS TIMESTAMP) AS date",
+        "CAST(amount AS DOUBLE) AS amount",
+    ]
+    if has_order:
+        out.append("CAST(order_id AS VARCHAR) AS order_id")
+    out += _segment_output(ctx)
+    return f"SELECT {', '.join(out)} FROM {source} ORDER BY ALL"
+
+
+def _order_warnings(ctx: Context, report: ValidationReport) -> None:
+    column = ctx.col("order_id").name
+    shared = (
+        "SELECT order_id, min(__row) AS first_row, count(DISTINCT customer_id) AS customers "
+        "FROM kept WHERE order_id IS NOT NULL GROUP BY order_id HAVING count(DISTINCT customer_id) > 1"
+    )
+    total = _scalar(ctx.con, f"SELECT count(*) FROM ({shared})")
+    row = ctx.con.execute(
+        "SELECT count(*), count(DISTINCT (customer_id, order_id)) FROM kept WHERE order_id IS NOT NULL"
+    ).fetchone()
+    with_order, orders = (int(row[0]), int(row[1])) if row else (0, 0)
+    if with_order > orders:
+        report.notes.append(
+            f"{with_order} rows with an order id were combined into {orders} transactions "
+            "(amounts summed, earliest date kept)."
+        )
+    if total == 0:
+        return
+    report.counts["order_id_shared"] = total
+    report.actions["order_id_shared"] = "kept"
+    rows = ctx.con.execute(
+        f"{shared} ORDER BY first_row LIMIT {ctx.options.max_issues_per_kind}"
+    ).fetchall()
+    mapping = ctx.staged.user_rows(int(r[1]) for r in rows)
+    for order_id, first_row, customers in rows:
+        report.issues.append(
+            Issue(
+                "order_id_shared",
+                mapping[int(first_row)],
+                column,
+                str(order_id)[:100],
+                f"order id used by {customers} customers; kept as one transaction per customer",
+            )
+        )
+
+
+# --------------------------------------------------------------------------- summary
+
+_SUMMARY_NUMBERS = ("frequency", "recency", "T", "monetary_value", "weight")
+
+
+def summary(ctx: Context, report: ValidationReport) -> str:
+    """Parse and check one-row-per-customer summaries; return the normalised SELECT."""
+    present = [r for r in _SUMMARY_NUMBERS if ctx.has(r)]
+    select = ["__row"]
+    if ctx.has("customer_id"):
+        select.append(f"{id_text(ctx.col('customer_id'))} AS customer_id")
+    else:
+        select.append("CAST(__row AS VARCHAR) AS customer_id")
+    for role in present:
+        col = ctx.col(role)
+        select += [f"{col.text} AS {role}_raw", f"{number_expr(col)} AS {role}"]
+    select += _segment_select(ctx)
+    dup = "count(*) OVER (PARTITION BY customer_id)" if ctx.has("customer_id") else "1"
+    ctx.con.execute(
+        f"CREATE TABLE parsed AS SELECT *, {dup} AS __dup FROM "
+        f"(SELECT {', '.join(select)} FROM {STAGED})"
+    )
+    name = {r: ctx.col(r).name for r in present}
+    problems: list[Problem] = []
+    if ctx.has("customer_id"):
+        problems += [
+            Problem(
+                "missing_customer_id",
+                ctx.col("customer_id").name,
+                "customer_id IS NULL",
+                None,
+                "customer id is empty",
+            ),
+            Problem(
+                "duplicate_customer_id",
+                ctx.col("customer_id").name,
+                "customer_id IS NOT NULL AND __dup > 1",
+                "customer_id",
+                "customer appears on several rows; summaries need one row per customer",
+            ),
+        ]
+    for role in present:
+        when = "frequency > 0" if role == "monetary_value" else "true"
+        problems += _number_problems(ctx, role, name[role], missing_when=when)
+    problems += [
+        Problem(
+            "frequency_not_count",
+            name["frequency"],
+            "isfinite(frequency) AND (frequency < 0 OR frequency <> floor(frequency))",
+            "frequency_raw",
+            "frequency must be a whole number >= 0",
+        ),
+        Problem(
+            "negative_recency",
+            name["recency"],
+            "recency < 0",
+            "recency_raw",
+            "recency must be >= 0",
+        ),
+        Problem("non_positive_T", name["T"], "T <= 0", "T_raw", "T must be > 0"),
+        Problem(
+            "recency_after_T",
+            name["recency"],
+            "isfinite(T) AND recency > T",
+            "recency_raw",
+            "recency is larger than T",
+        ),
+        Problem(
+            "recency_without_repeat",
+            name["recency"],
+            "frequency = 0 AND recency <> 0",
+            "recency_raw",
+            "recency must be 0 when frequency is 0",
+        ),
+    ]
+    if "monetary_value" in name:
+        problems.append(
+            Problem(
+                "non_positive_monetary_value",
+                name["monetary_value"],
+                "monetary_value < 0 OR (frequency > 0 AND monetary_value <= 0)",
+                "monetary_value_raw",
+                "monetary value must be > 0 for customers with repeat purchases (>= 0 otherwise)",
+            )
+        )
+    if "weight" in name:
+        problems.append(
+            Problem(
+                "non_positive_weight",
+                name["weight"],
+                "weight <= 0",
+                "weight_raw",
+                "weight must be > 0",
+            )
+        )
+    drop = check(ctx.con, "parsed", problems, ctx.options, ctx.staged, report)
+    kept = _finish_checks(ctx, report, "parsed", drop)
+    _require_rows(kept, report)
+    out = [
+        "CAST(customer_id AS VARCHAR) AS customer_id",
+        "CAST(frequency AS BIGINT) AS frequency",
+        "CAST(recency AS DOUBLE) AS recency",
+        'CAST(T AS DOUBLE) AS "T"',
+    ]
+    if "monetary_value" in name:
+        out.append("CAST(monetary_value AS DOUBLE) AS monetary_value")
+    out.append("CAST(weight AS DOUBLE) AS weight" if "weight" in name else "1.0::DOUBLE AS weight")
+    out += _segment_output(ctx)
+    return f"SELECT {', '.join(out)} FROM parsed WHERE NOT ({drop}) ORDER BY ALL"
+
+
+# --------------------------------------------------------------------------- contractual
+
+
+def cohort(ctx: Context, report: ValidationReport) -> str:
+    """Parse and check cohort survivor counts; return the normalised SELECT."""
+    coh, per, sur = ctx.col("cohort"), ctx.col("period"), ctx.col("survivors")
+    ctx.con.execute(
+        f"CREATE TABLE parsed AS SELECT __row, {id_text(coh)} AS cohort, "
+        f"{per.text} AS period_raw, {number_expr(per)} AS period, "
+        f"{sur.text} AS survivors_raw, {number_expr(sur)} AS survivors FROM {STAGED}"
+    )
+    whole = "isfinite({0}) AND ({0} < 0 OR {0} <> floor({0}))"
+    row_problems = [
+        Problem("missing_cohort", coh.name, "cohort IS NULL", None, "cohort is empty"),
+        *_number_problems(ctx, "period", per.name, missing_when="true"),
+        Problem(
+            "period_not_count",
+            per.name,
+            whole.format("period"),
+            "period_raw",
+            "period must be a whole number >= 0",
+        ),
+        *_number_problems(ctx, "survivors", sur.name, missing_when="true"),
+        Problem(
+            "survivors_not_count",
+            sur.name,
+            whole.format("survivors"),
+            "survivors_raw",
+            "survivors must be a whole number >= 0",
+        ),
+    ]
+    drop = check(ctx.con, "parsed", row_problems, ctx.options, ctx.staged, report)
+    ctx.con.execute(
+        "CREATE TABLE cohorts AS SELECT *, "
+        "count(*) OVER (PARTITION BY cohort, period) AS __dups, "
+        "lag(survivors) OVER (PARTITION BY cohort ORDER BY period, __row) AS __prev_s, "
+        "lag(period) OVER (PARTITION BY cohort ORDER BY period, __row) AS __prev_p, "
+        "min(period) OVER (PARTITION BY cohort) AS __pmin "
+        f"FROM parsed WHERE NOT ({drop})"
+    )
+    cohort_problems = [
+        Problem(
+            "duplicate_period",
+            per.name,
+            "__dups > 1",
+            "period_raw",
+            "the cohort has this period more than once",
+        ),
+        Problem(
+            "survivors_increase",
+            sur.name,
+            "__dups = 1 AND survivors > __prev_s",
+            "survivors_raw",
+            "survivors increase from the previous period",
+        ),
+        Problem(
+            "period_gap",
+            per.name,
+            "period - __prev_p > 1",
+            "period_raw",
+            "periods must be consecutive (a period is missing before this one)",
+        ),
+        Problem(
+            "no_period_zero",
+            per.name,
+            "period = __pmin AND __pmin <> 0",
+            "period_raw",
+            "the cohort has no period 0 (its starting size)",
+        ),
+    ]
+    cohort_drop = check(ctx.con, "cohorts", cohort_problems, ctx.options, ctx.staged, report)
+    bad_cohorts = f"cohort IN (SELECT cohort FROM cohorts WHERE {cohort_drop})"
+    kept = _finish_checks(ctx, report, "cohorts", bad_cohorts)
+    report.rows_dropped = report.rows_read - kept
+    _require_rows(kept, report)
+    return (
+        "SELECT CAST(cohort AS VARCHAR) AS cohort, CAST(period AS BIGINT) AS period, "
+        f"CAST(survivors AS BIGINT) AS survivors FROM cohorts WHERE NOT ({bad_cohorts}) "
+        "ORDER BY ALL"
+    )
+
+
+def customer_spells(ctx: Context, report: ValidationReport) -> str:
+    """Parse and check per-customer start/end dates; return the normalised SELECT."""
+    assert ctx.date_spec is not None
+    cust, start = ctx.col("customer_id"), ctx.col("start")
+    select = [
+        "__row",
+        f"{id_text(cust)} AS customer_id",
+        f"{start.text} AS start_date_raw",
+        f"{date_expr(start, ctx.date_spec)} AS start_date",
+    ]
+    end_name = None
+    if ctx.has("end"):
+        end = ctx.col("end")
+        end_name = end.name
+        select += [f"{end.text} AS end_date_raw", f"{date_expr(end, ctx.date_spec)} AS end_date"]
+    else:
+        select += ["NULL::VARCHAR AS end_date_raw", "NULL::TIMESTAMP AS end_date"]
+    select += _segment_select(ctx)
+    ctx.con.execute(f"CREATE TABLE parsed AS SELECT {', '.join(select)} FROM {STAGED}")
+    problems = [
+        Problem(
+            "missing_customer_id", cust.name, "customer_id IS NULL", None, "customer id is empty"
+        ),
+        *_date_problems(ctx, "start", start.name, required=True, col="start_date"),
+        *_date_problems(ctx, "end", end_name, required=False, col="end_date"),
+        Problem(
+            "end_before_start",
+            end_name,
+            "end_date < start_date",
+            "end_date_raw",
+            "end date is before the start date",
+        ),
+    ]
+    drop = check(ctx.con, "parsed", problems, ctx.options, ctx.staged, report)
+    kept = _finish_checks(ctx, report, "parsed", drop)
+    _require_rows(kept, report)
+    out = [
+        "CAST(customer_id AS VARCHAR) AS customer_id",
+        "CAST(start_date AS TIMESTAMP) AS start",
+        'CAST(end_date AS TIMESTAMP) AS "end"',
+        *_segment_output(ctx),
+    ]
+    return f"SELECT {', '.join(out)} FROM parsed WHERE NOT ({drop}) ORDER BY ALL"
+
+
+LAYOUTS = {
+    "transactions": transactions,
+    "summary": summary,
+    "cohort": cohort,
+    "customer": customer_spells,
+}
+
+
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    row = con.execute(sql).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+__all__ = ["LAYOUTS", "Context"]
