@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-dev lint typecheck pytest bench clean
+.PHONY: run test install install-dev system-deps lint typecheck pytest bench clean
 
 $(UV):
 	$(PYTHON) -m venv .uv
@@ -30,7 +30,14 @@ lint: install-dev
 typecheck: install-dev
 	$(VENV)/bin/mypy
 
-pytest: install-dev
+# Browser tests drive Debian's Chromium (never a downloaded browser build).
+system-deps:
+	@if ! dpkg -s chromium fonts-liberation >/dev/null 2>&1; then \
+		echo "installing chromium and fonts-liberation from Debian packages"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-liberation >/dev/null; \
+	fi
+
+pytest: install-dev system-deps
 	$(VENV)/bin/pytest -n 2 --dist loadgroup
 
 test: lint typecheck pytest
