@@ -30,11 +30,13 @@ lint: install-dev
 typecheck: install-dev
 	$(VENV)/bin/mypy
 
-# Browser tests drive Debian's Chromium (never a downloaded browser build).
+# Browser tests drive Debian's Chromium (never a downloaded browser build); spreadsheet tests
+# recalculate workbooks in LibreOffice through UNO.
+SYSTEM_PACKAGES := chromium fonts-liberation libreoffice-calc-nogui python3-uno
 system-deps:
-	@if ! dpkg -s chromium fonts-liberation >/dev/null 2>&1; then \
-		echo "installing chromium and fonts-liberation from Debian packages"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-liberation >/dev/null; \
+	@if ! dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1; then \
+		echo "installing $(SYSTEM_PACKAGES) from Debian packages"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
 	fi
 
 pytest: install-dev system-deps
