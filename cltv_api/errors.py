@@ -65,6 +65,24 @@ class AmbiguousFormat(InvalidInput):
 
 
 @dataclass
+class Unauthorized(CLTVError):
+    """No API key, or one that is unknown or revoked (401 with ``WWW-Authenticate: Bearer``)."""
+
+    type_slug: str = "unauthorized"
+    title: str = "Unauthorized"
+    status: int = 401
+
+
+@dataclass
+class Forbidden(CLTVError):
+    """The key is valid but lacks the scope the operation needs (403)."""
+
+    type_slug: str = "forbidden"
+    title: str = "Forbidden"
+    status: int = 403
+
+
+@dataclass
 class NotFound(CLTVError):
     type_slug: str = "not-found"
     title: str = "Not found"
@@ -101,3 +119,12 @@ class StorageError(CLTVError):
     type_slug: str = "storage-error"
     title: str = "Storage error"
     status: int = 507
+
+
+@dataclass
+class UnsupportedMediaType(CLTVError):
+    """The request body is of a media type the endpoint does not read (415)."""
+
+    type_slug: str = "unsupported-media-type"
+    title: str = "Unsupported media type"
+    status: int = 415

@@ -20,8 +20,9 @@ from starlette.concurrency import run_in_threadpool
 
 from cltv_api.errors import StorageError
 from cltv_api.problems import install_problem_handlers
-from cltv_api.routes import health, jobs, workspaces
-from cltv_api.services.jobs import JobWorker
+from cltv_api.routes import calculator, datasets, fits, health, jobs, workspaces
+from cltv_api.services.fits import FIT_JOB_KIND, SegmentCache, run_fit_job
+from cltv_api.services.jobs import JobWorker, register_job_kind
 from cltv_api.settings import Settings, get_settings
 from cltv_api.storage.db import Database
 from cltv_api.storage.migrate import upgrade_to_head
@@ -104,6 +105,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=_lifespan,
     )
     app.state.settings = settings
+    app.state.segment_cache = SegmentCache(settings.segment_cache_entries)
+    register_job_kind(FIT_JOB_KIND, run_fit_job)
     app.dependency_overrides[get_settings] = lambda: settings
     install_problem_handlers(app)
     if settings.cors_origins:
@@ -114,8 +117,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "X-API-Key", "Content-Type"],
             expose_headers=["Location"],
         )
-    for router in (health.router, workspaces.router, jobs.router):
+    for router in (health.router, workspaces.router, jobs.router, datasets.router, fits.router):
         app.include_router(router)
+    app.include_router(calculator.router)
+    app.include_router(calculator.page_router)  # the web page at /
+    app.mount("/static", calculator.static_files(), name="static")
     return app
 
 

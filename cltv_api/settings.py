@@ -49,6 +49,14 @@ class Settings(BaseSettings):
             "background jobs."
         ),
     )
+    segment_cache_entries: int = Field(
+        default=128,
+        ge=0,
+        description=(
+            "Segment tables kept in memory per process (least recently used dropped first), so "
+            "repeated pulls of one fit with the same parameters are not recomputed; 0 = no cache."
+        ),
+    )
     duckdb_memory_limit: str = Field(
         default="2GB", description="DuckDB ``memory_limit`` (e.g. ``2GB``, ``512MB``)."
     )

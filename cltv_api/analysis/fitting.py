@@ -258,8 +258,19 @@ def _choose(
 
 
 def _fit_spend(name: str, hist: Histories | None, label: str) -> BaseModel | None:
+    """Fit the spend model on the repeat customers whose mean repeat spend is positive.
+
+    The Gamma-Gamma model describes positive transaction values (Fader, Hardie & Lee 2005, JMR
+    42(4), section 3); a repeat customer whose repeat purchases all had amount 0 (free items,
+    fully discounted orders: CDNOW has 80 such purchases) carries no information for it and is
+    left out of its fit. Scoring still values such customers (their expected spend follows from
+    the fitted model with m_x = 0).
+    """
     if name == "none" or hist is None:
         return None
+    hist = _select(hist, np.asarray(hist["monetary_value"], dtype=float) > 0)
+    if hist.n_unique == 0:
+        raise FitFailed(f"the spend model needs repeat customers with positive spend{label}")
     model = SPEND_MODELS[name]()
     try:
         model.fit(hist["frequency"], hist["monetary_value"], weights=hist.counts)  # type: ignore[attr-defined]

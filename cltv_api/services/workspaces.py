@@ -17,7 +17,7 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
-from cltv_api.errors import CLTVError, Conflict, NotFound
+from cltv_api.errors import Conflict, Forbidden, NotFound, Unauthorized
 from cltv_api.settings import Settings, get_settings
 from cltv_api.storage.db import Database
 from cltv_api.storage.migrate import upgrade_to_head
@@ -30,24 +30,6 @@ KEY_RANDOM_CHARS = 40
 KEY_DISPLAY_CHARS = 12
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 ALL_SCOPES: tuple[str, ...] = SCOPES
-
-
-@dataclass
-class Unauthorized(CLTVError):
-    """No API key, or one that is unknown or revoked (401 with ``WWW-Authenticate: Bearer``)."""
-
-    type_slug: str = "unauthorized"
-    title: str = "Unauthorized"
-    status: int = 401
-
-
-@dataclass
-class Forbidden(CLTVError):
-    """The key is valid but lacks the scope the operation needs (403)."""
-
-    type_slug: str = "forbidden"
-    title: str = "Forbidden"
-    status: int = 403
 
 
 @dataclass(frozen=True)
