@@ -72,7 +72,11 @@ def get_principal(
 ) -> Principal:
     """The workspace and key of the request (401 problem without a valid key)."""
     presented = bearer.credentials if bearer is not None else header_key
-    return authenticate(session, presented)
+    principal = authenticate(session, presented)
+    # Authentication may record ``last_used_at``: commit now so that write transaction does not
+    # stay open (holding SQLite's write lock) for the whole of a long request.
+    session.commit()
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

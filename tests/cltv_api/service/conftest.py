@@ -172,7 +172,7 @@ class LiveServer:
         return self.process.returncode
 
 
-def start_live_server(data_dir: Path, log_path: Path, timeout: float = 30.0) -> LiveServer:
+def start_live_server(data_dir: Path, log_path: Path, timeout: float = 90.0) -> LiveServer:
     """Start ``python -m uvicorn cltv_api.main:app`` on a free port and wait for ``/healthz``."""
     port = free_port()
     env = {**os.environ, "CLTV_DATA_DIR": str(data_dir), "CLTV_LOG_LEVEL": "INFO"}
