@@ -70,6 +70,7 @@ class Candidate:
     aic: float | None
     bic: float | None
     holdout_mae: float | None = None
+    holdout_rmse: float | None = None
     error: str | None = None
 
 
@@ -188,7 +189,9 @@ def _fit_segment(
         if model is not None:
             fitted[name] = model
             if cal is not None:
-                candidate.holdout_mae = _holdout_scores(name, cal)["mae_per_customer"]
+                scores = _holdout_scores(name, cal)
+                candidate.holdout_mae = scores["mae_per_customer"]
+                candidate.holdout_rmse = scores["rmse_per_customer"]
         candidates.append(candidate)
     if not fitted:
         reasons = "; ".join(f"{c.model}: {c.error}" for c in candidates)
@@ -240,12 +243,14 @@ def _choose(
     usable = [c for c in candidates if c.model in fitted and c.converged] or [
         c for c in candidates if c.model in fitted
     ]
-    if all(c.holdout_mae is not None for c in usable):
-        best = min(usable, key=lambda c: c.holdout_mae if c.holdout_mae is not None else np.inf)
-        others = ", ".join(f"{c.model} {c.holdout_mae:.4f}" for c in usable if c is not best)
+    if all(c.holdout_rmse is not None for c in usable):
+        # Squared error is minimised by the conditional mean, which is what the models predict;
+        # absolute error rewards predicting the median (0 for most customers) instead.
+        best = min(usable, key=lambda c: c.holdout_rmse if c.holdout_rmse is not None else np.inf)
+        others = ", ".join(f"{c.model} {c.holdout_rmse:.4f}" for c in usable if c is not best)
         return best.model, (
-            f"{best.model} has the lowest holdout mean absolute error per customer "
-            f"({best.holdout_mae:.4f}; {others or 'no other candidate'})"
+            f"{best.model} has the lowest holdout root-mean-square error per customer "
+            f"({best.holdout_rmse:.4f}; {others or 'no other candidate'})"
         )
     best = min(usable, key=lambda c: c.bic if c.bic is not None else np.inf)
     others = ", ".join(

@@ -131,6 +131,10 @@ class CandidateOut(BaseModel):
     aic: float | None
     bic: float | None
     holdout_mae: float | None = Field(description="Holdout mean absolute error per customer.")
+    holdout_rmse: float | None = Field(
+        default=None,
+        description="Holdout root-mean-square error per customer (what `auto` minimises).",
+    )
     error: str | None
 
 

@@ -138,8 +138,8 @@ def test_holdout_scores_predictions_against_actual_purchases(
     # Data generated from a BG/NBD process: the calibration fit predicts the holdout total well.
     assert scores["predicted_total"] == pytest.approx(scores["actual_total"], rel=0.1)
     assert [row["frequency_cal"] for row in scores["by_frequency"]][:2] == ["0", "1"]
-    maes = {c.model: c.holdout_mae for c in fit.candidates}
-    assert fit.purchase_model == min(maes, key=lambda k: maes[k] or np.inf)
+    rmses = {c.model: c.holdout_rmse for c in fit.candidates}
+    assert fit.purchase_model == min(rmses, key=lambda k: rmses[k] or np.inf)
     assert "holdout" in fit.selection_reason
 
 

@@ -161,9 +161,9 @@ def test_auto_fit_with_holdout_picks_the_lowest_holdout_error(env: Env) -> None:
     [segment] = response.json()["result"]["fits"]
     candidates = {c["model"]: c for c in segment["candidates"]}
     assert set(candidates) == {"bgnbd", "mbgnbd", "pnbd"}
-    best = min(candidates.values(), key=lambda c: c["holdout_mae"])
+    best = min(candidates.values(), key=lambda c: c["holdout_rmse"])
     assert segment["purchase_model"] == best["model"]
-    assert "lowest holdout mean absolute error" in segment["selection_reason"]
+    assert "lowest holdout root-mean-square error" in segment["selection_reason"]
     # the final model is refitted on the whole window
     want = direct_params(best["model"], reference_rfm(env.table))
     for name, value in params_of(segment["purchase"]).items():
