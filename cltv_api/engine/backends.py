@@ -1,0 +1,215 @@
+"""Where the engine's expressions run: embedded DuckDB (default), local PySpark, or any Ibis URL.
+
+* :meth:`Engine.duckdb` — embedded DuckDB, no server. ``memory_limit`` bounds its memory and
+  ``temp_dir`` is where it spills, so inputs larger than RAM work.
+* :meth:`Engine.spark` — PySpark through Ibis' ``pyspark`` backend; by default a local
+  session (``local[2]``, few shuffle partitions, UI off, UTC session time zone). Needs the
+  ``spark`` extra (pyspark) and a Java runtime.
+* :meth:`Engine.from_url` — any connection URL Ibis understands, e.g.
+  ``duckdb:///data/warehouse.ddb`` or ``postgres://user:password@host:5432/db`` (the
+  PostgreSQL backend needs ``ibis-framework[postgres]``); then ``engine.table("transactions")``
+  reads a table of that database.
+
+The summary functions take any Ibis table, so they run wherever the table lives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol, Self
+
+import ibis
+import ibis.common.exceptions as ibis_exc
+import ibis.expr.types as ir
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from cltv_api.errors import FieldError, InvalidInput, NotFound, PayloadTooLarge
+
+_PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
+DEFAULT_MAX_ROWS = 1_000_000
+
+
+class Engine:
+    """An Ibis backend connection plus the reading and writing the summary engine needs."""
+
+    def __init__(self, backend: ibis.BaseBackend) -> None:
+        self.backend = backend
+
+    @property
+    def name(self) -> str:
+        """The Ibis backend name: ``duckdb``, ``pyspark``, ``postgres``..."""
+        return str(self.backend.name)
+
+    @classmethod
+    def duckdb(
+        cls,
+        database: str | Path = ":memory:",
+        *,
+        memory_limit: str | None = None,
+        temp_dir: str | Path | None = None,
+        threads: int | None = None,
+    ) -> Self:
+        """Embedded DuckDB.
+
+        ``memory_limit`` is a DuckDB size string (``"2GB"``); beyond it DuckDB spills to
+        ``temp_dir``. Insertion order is not preserved (lets DuckDB stream large inputs).
+        """
+        config: dict[str, Any] = {"preserve_insertion_order": False}
+        if memory_limit is not None:
+            config["memory_limit"] = memory_limit
+        if temp_dir is not None:
+            Path(temp_dir).mkdir(parents=True, exist_ok=True)
+            config["temp_directory"] = os.fspath(temp_dir)
+        if threads is not None:
+            config["threads"] = threads
+        return cls(ibis.duckdb.connect(database, **config))
+
+    @classmethod
+    def spark(
+        cls,
+        master: str = "local[2]",
+        *,
+        shuffle_partitions: int = 4,
+        driver_memory: str = "1g",
+        app_name: str = "cltv-engine",
+        log_level: str = "ERROR",
+        conf: dict[str, str] | None = None,
+    ) -> Self:
+        """PySpark session (reused if one is already running in this process).
+
+        Defaults suit one machine: ``shuffle_partitions`` small (Spark's 200 is for clusters),
+        web UI and console progress bars off, modest driver memory, UTC session time zone
+        (timestamps are read as UTC wall-clock time, as in DuckDB). ``conf`` adds settings.
+        """
+        # pyspark is optional (the spark extra): import it only when Spark is asked for.
+        from pyspark.sql import SparkSession  # noqa: PLC0415
+
+        settings = {
+            "spark.sql.shuffle.partitions": str(shuffle_partitions),
+            "spark.default.parallelism": str(shuffle_partitions),
+            "spark.ui.enabled": "false",
+            "spark.ui.showConsoleProgress": "false",
+            "spark.driver.memory": driver_memory,
+            "spark.sql.session.timeZone": "UTC",
+            **(conf or {}),
+        }
+        builder = SparkSession.builder.master(master).appName(app_name)
+        for key, value in settings.items():
+            builder = builder.config(key, value)
+        session = builder.getOrCreate()
+        session.sparkContext.setLogLevel(log_level)
+        return cls(ibis.pyspark.connect(session))
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> Self:
+        """Connect with an Ibis URL (``duckdb:///path/file.ddb``, ``postgres://...``)."""
+        try:
+            return cls(ibis.connect(url, **kwargs))
+        except (ValueError, ImportError, ibis_exc.IbisError) as exc:
+            raise InvalidInput(
+                f"cannot connect to {url!r}: {exc}",
+                errors=[FieldError("url", str(exc), value=url)],
+            ) from exc
+
+    def table(self, source: str | Path) -> ir.Table:
+        """A Parquet file/directory/glob (lazy scan) or a table of the connected database.
+
+        A :class:`~pathlib.Path`, a name ending in .parquet/.pq, a glob or an existing path is
+        read as Parquet (a directory means all ``*.parquet`` files in it, as Spark writes
+        them); anything else is a table name. Raises NotFound when neither exists.
+        """
+        if _is_parquet_source(source):
+            return self._read_parquet(Path(source))
+        try:
+            with _third_party_deprecations():
+                return self.backend.table(str(source))
+        except ibis_exc.TableNotFound as exc:
+            raise NotFound(f"no table named {source!r} in the {self.name} database") from exc
+
+    def _read_parquet(self, path: Path) -> ir.Table:
+        if "*" not in path.name and not path.exists():
+            raise NotFound(f"no Parquet file at {path}")
+        target = path / "*.parquet" if path.is_dir() else path
+        with _third_party_deprecations():
+            return self.backend.read_parquet(os.fspath(target))
+
+    def to_parquet(self, expr: ir.Table, path: str | Path) -> None:
+        """Run ``expr`` and write the result as Parquet without collecting it in Python.
+
+        DuckDB streams into one file; Spark writes a directory of part files (read either
+        back with :meth:`table`); other backends stream record batches into one file.
+        """
+        target = os.fspath(path)
+        if self.name == "duckdb":
+            self.backend.to_parquet(expr, target)
+            return
+        if self.name == "pyspark":
+            self.backend.to_parquet(expr, target, mode="overwrite")
+            return
+        write_batches(self.backend, expr, target)
+
+    def persist(self, expr: ir.Table, path: str | Path) -> ir.Table:
+        """Write ``expr`` to Parquet and return a table reading it (compute once, reuse)."""
+        self.to_parquet(expr, path)
+        return self.table(Path(path))
+
+    def to_pyarrow(self, expr: ir.Table, *, max_rows: int = DEFAULT_MAX_ROWS) -> pa.Table:
+        """Collect a *small* result; raises PayloadTooLarge beyond ``max_rows`` rows."""
+        result = self.backend.to_pyarrow(expr.limit(max_rows + 1))
+        if result.num_rows > max_rows:
+            raise PayloadTooLarge(
+                f"result has more than {max_rows} rows; write it with to_parquet instead"
+            )
+        return result
+
+    def close(self) -> None:
+        """Release the connection (a Spark session is left running for reuse)."""
+        if self.name != "pyspark":
+            self.backend.disconnect()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class BatchSource(Protocol):
+    """What :func:`write_batches` needs of a backend (every Ibis backend has it)."""
+
+    def to_pyarrow_batches(self, expr: ir.Table, /) -> pa.RecordBatchReader: ...
+
+
+def write_batches(backend: BatchSource, expr: ir.Table, path: str | Path) -> None:
+    """Stream ``expr``'s record batches into one Parquet file (memory: one batch)."""
+    with (
+        backend.to_pyarrow_batches(expr) as batches,
+        pq.ParquetWriter(os.fspath(path), batches.schema) as writer,
+    ):
+        for batch in batches:
+            writer.write_batch(batch)
+
+
+def _is_parquet_source(source: str | Path) -> bool:
+    if isinstance(source, Path):
+        return True
+    return source.lower().endswith(_PARQUET_SUFFIXES) or "*" in source or Path(source).exists()
+
+
+@contextlib.contextmanager
+def _third_party_deprecations() -> Iterator[None]:
+    """Ignore the one deprecation Ibis 12 triggers inside duckdb 2 when reading a schema.
+
+    ``ibis.backends.duckdb.Backend.get_schema`` calls ``DuckDBPyRelation.fetch_arrow_table``,
+    deprecated in duckdb 2.0 in favour of ``to_arrow_table``; the call is Ibis', not ours.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r"fetch_arrow_table\(\) is deprecated", category=DeprecationWarning
+        )
+        yield
