@@ -76,6 +76,17 @@ def covariance_from_information(info: FloatArray) -> tuple[FloatArray, bool]:
     return 0.5 * (cov + cov.T), True
 
 
+def _looks_converged(
+    res: optimize.OptimizeResult, neg_loglik: NegLogLik, scale: float, gtol: float
+) -> bool:
+    """Interior optimum with a small gradient (the information matrix is checked at the end)."""
+    if np.any(np.abs(res.x) >= LOG_BOUND - 1e-6) or not res.fun < 1e300:
+        return False
+    theta = np.exp(res.x)
+    _, grad = neg_loglik(theta)
+    return bool(float(np.max(np.abs(grad * theta))) / scale <= gtol)
+
+
 def maximize_likelihood(
     neg_loglik: NegLogLik,
     starts: Sequence[FloatArray],
@@ -85,7 +96,10 @@ def maximize_likelihood(
     gtol: float = 1e-6,
     model: str = "model",
 ) -> OptimResult:
-    """Maximise the likelihood from each start on the log scale; return the best optimum.
+    """Maximise the likelihood on the log scale, trying ``starts`` in order until one converges.
+
+    Later starts are a fallback for when an earlier one stops at a bound or with a large
+    gradient; the best optimum found is returned.
 
     ``scale`` (usually the number of customers) divides the objective so tolerances mean
     the same thing for 100 customers and for 10 million. Convergence requires the optimiser's
@@ -110,6 +124,8 @@ def maximize_likelihood(
         total_iter += int(res.nit)
         if best is None or res.fun < best.fun:
             best = res
+        if _looks_converged(res, neg_loglik, scale, gtol):
+            break  # the other starts are a fallback, not a search for other optima
     if best is None or best.fun >= 1e300:
         raise ModelFitError(f"{model}: the likelihood is not finite at any starting value")
     theta = np.exp(best.x)

@@ -21,7 +21,7 @@ customers with x >= 1); predictions for them are the population mean ``p gamma /
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import ClassVar
 
@@ -120,6 +120,41 @@ def log_likelihood_gradient(theta: FloatArray, x: FloatArray, m: FloatArray) -> 
     d_q = psi_total - special.digamma(q) - np.log1p(s / g)
     d_g = x * (q * m - p * g) / (g * (g + s))
     return np.column_stack([d_p, d_q, d_g])
+
+
+def _grouped_neg_loglik(
+    x: FloatArray, m: FloatArray, w: FloatArray
+) -> Callable[[FloatArray], tuple[float, FloatArray]]:
+    """-log L and its gradient, the same sums as :func:`log_likelihood_terms` and
+    :func:`log_likelihood_gradient` weighted by ``w``, with the terms that depend only on x
+    (betaln, digamma) evaluated once per distinct x and the per-row logs precomputed."""
+    ux, ix = np.unique(x, return_inverse=True)
+    wx = np.bincount(ix.ravel(), weights=w, minlength=ux.shape[0])
+    wxx = wx * ux
+    s = x * m
+    log_s = np.log(s)
+    w_x = w * x
+    w_log_m = float(w @ np.log(m))
+    w_x_log_s = float(w_x @ log_s)
+    total_wx = float(w_x.sum())
+
+    def neg_loglik(theta: FloatArray) -> tuple[float, FloatArray]:
+        p, q, g = theta
+        pux = p * ux
+        log_s_g = np.log1p(s / g)  # log((g + s) / g)
+        sum_log_s_g = float(w @ log_s_g)
+        # sum w x log((g + s) / s) = sum w x [log((g + s) / g) + log g - log s]
+        sum_x_log_g_s = float(w_x @ log_s_g) + total_wx * float(np.log(g)) - w_x_log_s
+        ll = -float(wx @ special.betaln(pux, q)) - q * sum_log_s_g - p * sum_x_log_g_s - w_log_m
+        psi_total = special.digamma(pux + q)
+        inv = w / (g + s)
+        d_p = float(wxx @ (psi_total - special.digamma(pux))) - sum_x_log_g_s
+        d_q = float(wx @ psi_total) - float(wx.sum()) * float(special.digamma(q)) - sum_log_s_g
+        # d/dgamma of sum w [q log g - (px + q) log(g + s)] (the other terms do not involve g)
+        d_g = q * float(w.sum()) / g - p * float(x @ inv) - q * float(inv.sum())
+        return -ll, -np.array([d_p, d_q, d_g])
+
+    return neg_loglik
 
 
 # --------------------------------------------------------------------------- simulation
@@ -277,11 +312,7 @@ class GammaGamma(BaseModel):
             )
         xu, mu = comp.columns
         wu = comp.weights
-
-        def neg_loglik(theta: FloatArray) -> tuple[float, FloatArray]:
-            ll = log_likelihood_terms(theta, xu, mu)
-            grad = log_likelihood_gradient(theta, xu, mu)
-            return -float(wu @ ll), -(wu @ grad)
+        neg_loglik = _grouped_neg_loglik(xu, mu, wu)
 
         result = maximize_likelihood(
             neg_loglik,

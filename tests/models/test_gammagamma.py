@@ -435,3 +435,17 @@ def test_wald_intervals_have_nominal_coverage() -> None:
     for name, count in hits.items():
         assert count / reps >= 0.88, (name, count)
     assert mean_hits / reps >= 0.88
+
+
+def test_grouped_objective_equals_the_per_row_sums() -> None:
+    # The fit's objective groups x-only terms; it must equal the documented per-row formulas.
+    from models.gammagamma import _grouped_neg_loglik, log_likelihood_gradient, log_likelihood_terms
+
+    rng = np.random.default_rng(3)
+    x = rng.integers(1, 9, size=500).astype(float)
+    m = rng.gamma(3.0, 10.0, size=500)
+    w = rng.integers(1, 4, size=500).astype(float)
+    theta = np.array([4.0, 3.5, 12.0])
+    value, grad = _grouped_neg_loglik(x, m, w)(theta)
+    assert value == pytest.approx(-float(w @ log_likelihood_terms(theta, x, m)), rel=1e-12)
+    np.testing.assert_allclose(grad, -(w @ log_likelihood_gradient(theta, x, m)), rtol=1e-10)
