@@ -25,6 +25,7 @@ from cltv_api.errors import FieldError, InvalidInput
 from models import clv
 
 from .fitting import FittedModels, SegmentFit
+from .registry import DISCRETE_MODELS
 
 BLANK_SEGMENT = "(blank)"
 """Label of customers whose segment value is missing."""
@@ -59,14 +60,25 @@ class Valuation:
         if errors:
             raise InvalidInput("the valuation parameters are not valid", errors=errors)
 
-    def horizon_for(self, time_unit: str) -> clv.Horizon:
+    def horizon_for(self, time_unit: str, purchase_models: Sequence[str] = ()) -> clv.Horizon:
+        """The horizon in the data's time unit; discrete models need whole periods per step."""
         try:
-            return clv.Horizon.from_units(
+            horizon = clv.Horizon.from_units(
                 self.horizon, self.horizon_unit, time_unit, self.annual_discount_rate
             )
         except ValueError as exc:
             field_name = "annual_discount_rate" if "discount" in str(exc) else "horizon"
             raise InvalidInput(str(exc), errors=[FieldError(field_name, str(exc))]) from exc
+        step = horizon.step_length
+        if DISCRETE_MODELS.intersection(purchase_models) and abs(step - round(step)) > 1e-9:
+            message = (
+                f"BG/BB counts whole purchase opportunities (one per {time_unit} period): the "
+                f"horizon step ({self.horizon_unit}) must be a whole number of {time_unit}"
+            )
+            raise InvalidInput(
+                message, errors=[FieldError("horizon_unit", message, value=self.horizon_unit)]
+            )
+        return horizon
 
     @property
     def z(self) -> float:
@@ -96,7 +108,9 @@ def score_customers(summary: ir.Table, fitted: FittedModels, valuation: Valuatio
     """
     key = list(fitted.model_key)
     summary = prepare_summary(summary, fitted.request.segment_by)
-    horizon = valuation.horizon_for(fitted.request.time_unit)
+    horizon = valuation.horizon_for(
+        fitted.request.time_unit, [f.purchase_model for f in fitted.fits]
+    )
     hist_table, spend_table = _prediction_tables(summary, fitted, horizon)
     scored = attach(summary, hist_table, key=[*key, *HISTORY_KEY])
     scored = attach(scored, spend_table, key=[*key, "frequency"])
@@ -229,7 +243,9 @@ def segment_table(
     by = list(fitted.request.segment_by if by is None else by)
     key = list(fitted.model_key)
     summary = prepare_summary(summary, list(dict.fromkeys([*by, *fitted.request.segment_by])))
-    horizon = valuation.horizon_for(fitted.request.time_unit)
+    horizon = valuation.horizon_for(
+        fitted.request.time_unit, [f.purchase_model for f in fitted.fits]
+    )
     group_cols = list(dict.fromkeys([*by, *key]))
     grouped = (
         summary.group_by([*group_cols, *HISTORY_KEY])

@@ -12,7 +12,7 @@ from cltv_api.schemas.datasets import Page, TimeUnitName
 from cltv_api.schemas.problem import Problem
 from cltv_api.storage.tables import ID_LENGTH
 
-PurchaseModelName = Literal["bgnbd", "pnbd", "mbgnbd", "auto"]
+PurchaseModelName = Literal["bgnbd", "pnbd", "mbgnbd", "bgbb", "auto"]
 SpendModelName = Literal["gamma_gamma", "none"]
 FitStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 CustomerSort = Literal["clv", "-clv", "p_alive", "-p_alive"]
@@ -111,7 +111,7 @@ class ParameterOut(BaseModel):
 class ModelOut(BaseModel):
     """A fitted model with its fit statistics and optimiser diagnostics."""
 
-    model: str = Field(description="`bgnbd`, `pnbd`, `mbgnbd` or `gamma_gamma`.")
+    model: str = Field(description="`bgnbd`, `pnbd`, `mbgnbd`, `bgbb` or `gamma_gamma`.")
     parameters: list[ParameterOut]
     log_likelihood: float | None
     aic: float | None

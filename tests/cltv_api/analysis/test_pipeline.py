@@ -169,3 +169,20 @@ def test_bad_valuation_names_the_field(summary, pooled: FittedModels) -> None:  
 def test_unknown_segment_column_is_a_clear_error(summary, pooled: FittedModels) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(InvalidInput, match="nps"):
         segment_table(summary, pooled, Valuation(), by=["nps"])
+
+
+def test_bgbb_counts_one_opportunity_per_period(
+    engine: Engine, tx_path: Path, tmp_path: Path
+) -> None:
+    # Monthly periods as discrete opportunities: BG/BB fits the same summary columns, and the
+    # valuation refuses a horizon step that is not a whole number of periods.
+    monthly = engine.persist(summarize(engine.table(tx_path), "months"), tmp_path / "m.parquet")
+    fitted = fit_models(monthly, FitRequest(purchase_model="bgbb", time_unit="months"))
+    assert set(fitted.fits[0].purchase.params_) == {"alpha", "beta", "gamma", "delta"}
+    row = segment_table(monthly, fitted, Valuation(horizon=12))[-1]
+    assert row.clv_mean_lower < row.clv_mean < row.clv_mean_upper
+    scored = score_customers(monthly, fitted, Valuation(horizon=12)).to_pandas()
+    assert row.clv_total == pytest.approx(scored["clv"].sum(), rel=1e-9)
+    with pytest.raises(InvalidInput) as info:
+        segment_table(monthly, fitted, Valuation(horizon=52, horizon_unit="weeks"))
+    assert info.value.errors[0].field == "horizon_unit"
