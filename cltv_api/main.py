@@ -20,7 +20,17 @@ from starlette.concurrency import run_in_threadpool
 
 from cltv_api.errors import StorageError
 from cltv_api.problems import install_problem_handlers
-from cltv_api.routes import calculator, datasets, fits, health, jobs, workspaces
+from cltv_api.routes import (
+    business_cases,
+    calculator,
+    churn,
+    datasets,
+    fits,
+    health,
+    jobs,
+    retention,
+    workspaces,
+)
 from cltv_api.services.fits import FIT_JOB_KIND, SegmentCache, run_fit_job
 from cltv_api.services.jobs import JobWorker, register_job_kind
 from cltv_api.settings import Settings, get_settings
@@ -118,6 +128,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["Location"],
         )
     for router in (health.router, workspaces.router, jobs.router, datasets.router, fits.router):
+        app.include_router(router)
+    for router in (
+        retention.router,
+        churn.router,
+        churn.economics_router,
+        business_cases.router,
+    ):
         app.include_router(router)
     app.include_router(calculator.router)
     app.include_router(calculator.page_router)  # the web page at /

@@ -204,6 +204,19 @@ class Job(WorkspaceOwned, Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
+class RetentionFit(WorkspaceOwned, Base):
+    """An sBG fit on contractual survivor counts (cohorts given in the request, per-customer
+    start/end dates, or a contractual data set): the request as given and the fitted result."""
+
+    __tablename__ = "retention_fits"
+    __table_args__ = (Index("ix_retention_fits_workspace_created", "workspace_id", "created_at"),)
+
+    id: Mapped[str] = _id_column("rfit")
+    name: Mapped[str] = mapped_column(String(200), nullable=False, default="")
+    request: Mapped[dict[str, Any]] = mapped_column(nullable=False)
+    result: Mapped[dict[str, Any]] = mapped_column(nullable=False)
+
+
 class BusinessCase(WorkspaceOwned, Base):
     """A versioned CX business case: the inputs (payload) and the computed result."""
 

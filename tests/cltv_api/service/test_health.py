@@ -30,7 +30,7 @@ def test_readyz_reports_every_check_ok(client: TestClient) -> None:
     assert response.json() == {
         "status": "ready",
         "checks": {"database": "ok", "migrations": "ok", "data_dir": "ok"},
-        "schema_revision": "0001",
+        "schema_revision": "0002",
     }
 
 
@@ -43,7 +43,7 @@ def test_readyz_is_503_when_the_schema_is_not_at_head(client: TestClient) -> Non
     body = response.json()
     assert body["type"] == "https://cltv.dev/problems/not-ready"
     assert body["errors"] == [
-        {"field": "database", "message": "schema at revision 'none', expected '0001'"}
+        {"field": "database", "message": "schema at revision 'none', expected '0002'"}
     ]
     upgrade_to_head(db)
     assert client.get("/readyz").status_code == 200

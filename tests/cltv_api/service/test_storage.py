@@ -31,7 +31,16 @@ from cltv_api.storage.migrate import (
 from cltv_api.storage.repositories import JobRepository, WorkspaceRepository
 from cltv_api.storage.tables import Base, Job, Workspace, new_id
 
-TABLES = {"workspaces", "api_keys", "datasets", "fits", "jobs", "business_cases", "share_tokens"}
+TABLES = {
+    "workspaces",
+    "api_keys",
+    "datasets",
+    "fits",
+    "jobs",
+    "business_cases",
+    "share_tokens",
+    "retention_fits",
+}
 
 
 @pytest.fixture
@@ -67,7 +76,7 @@ def _operations(diff: list[Any]) -> list[str]:
 def test_migrations_create_the_schema_from_an_empty_database(empty_db: Database) -> None:
     assert sa.inspect(empty_db.engine).get_table_names() == []
     status = upgrade_to_head(empty_db)
-    assert status.current == head_revisions() == ("0001",)
+    assert status.current == head_revisions() == ("0002",)
     assert set(sa.inspect(empty_db.engine).get_table_names()) == TABLES | {"alembic_version"}
     # idempotent: a second start-up changes nothing
     assert upgrade_to_head(empty_db).at_head
