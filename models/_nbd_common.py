@@ -127,10 +127,30 @@ def _distinct_rows(
     key = np.zeros(n, dtype=np.int64)
     for (_values, idx), size in zip(coded, sizes, strict=True):
         key = key * int(size) + idx
-    ukey, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    ukey, inverse = _codes_int(key)
     if ukey.shape[0] > 0.5 * n:
         return columns, None
-    return tuple(c[first] for c in columns), inverse.ravel().astype(np.intp)
+    # Decode each distinct key back into its columns' values (last column varies fastest).
+    out = []
+    rest = ukey
+    for (values, _idx), size in zip(reversed(coded), reversed(sizes), strict=True):
+        rest, code = np.divmod(rest, int(size))
+        out.append(values[code])
+    return tuple(reversed(out)), inverse
+
+
+def _codes_int(key: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.intp]]:
+    """Distinct non-negative integer keys (sorted) and each element's index into them.
+
+    A presence table when the key range is modest (O(n), no sort), else ``np.unique``.
+    """
+    n = key.shape[0]
+    if n and int(key.max()) <= 4 * n + 100_000:
+        present = np.bincount(key) > 0
+        lookup = np.cumsum(present) - 1
+        return np.flatnonzero(present).astype(np.int64), lookup[key].astype(np.intp)
+    ukey, inverse = np.unique(key, return_inverse=True)
+    return ukey.astype(np.int64), inverse.ravel().astype(np.intp)
 
 
 def _group_rows(
@@ -681,6 +701,8 @@ class BetaGeometricNBD(BaseModel):
     """
 
     param_names: ClassVar[tuple[str, ...]] = PARAM_NAMES
+    expectation_factorises: ClassVar[bool] = True
+    """E[X(t) | x, t_x, T] = P(alive | x, t_x, T) * E[X(t) | alive, x, T]: used by models.clv."""
     interval_transforms: ClassVar[Mapping[str, Transform]] = {
         "prob_alive": "logit",
         "prob_purchases": "logit",

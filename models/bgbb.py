@@ -273,6 +273,8 @@ class BGBB(BaseModel):
     """
 
     param_names: ClassVar[tuple[str, ...]] = PARAM_NAMES
+    expectation_factorises: ClassVar[bool] = True
+    """E[X(t) | x, t_x, T] = P(alive | x, t_x, T) * E[X(t) | alive, x, T]: used by models.clv."""
     interval_transforms: ClassVar[Mapping[str, Transform]] = {
         "conditional_expected_purchases": "log",
         "prob_alive": "logit",

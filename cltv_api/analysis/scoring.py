@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import ibis
 import ibis.expr.types as ir
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 from scipy import stats
 
@@ -99,19 +100,25 @@ def prepare_summary(summary: ir.Table, segment_cols: Sequence[str]) -> ir.Table:
 
 
 # ------------------------------------------------------------------------------ per customer
-def score_customers(summary: ir.Table, fitted: FittedModels, valuation: Valuation) -> ir.Table:
+def score_customers(
+    summary: ir.Table,
+    fitted: FittedModels,
+    valuation: Valuation,
+    *,
+    pieces: list[FitPieces] | None = None,
+) -> ir.Table:
     """Every customer of ``summary`` with predictions, as a lazy engine table.
 
     Added columns: ``p_alive``, ``expected_purchases`` (over the horizon, undiscounted),
     ``expected_spend`` (per purchase), ``expected_revenue``, ``clv`` (discounted margin),
     ``clv_lower``/``clv_upper`` (delta-method interval at ``valuation.level``, on the log scale).
+    ``pieces`` (from :func:`fit_pieces` with the same valuation) avoids recomputing them.
     """
     key = list(fitted.model_key)
     summary = prepare_summary(summary, fitted.request.segment_by)
-    horizon = valuation.horizon_for(
-        fitted.request.time_unit, [f.purchase_model for f in fitted.fits]
-    )
-    hist_table, spend_table = _prediction_tables(summary, fitted, horizon)
+    if pieces is None:
+        pieces = fit_pieces(summary, fitted, valuation)
+    hist_table, spend_table = _prediction_tables(pieces, key)
     scored = attach(summary, hist_table, key=[*key, *HISTORY_KEY])
     scored = attach(scored, spend_table, key=[*key, "frequency"])
     m = scored.monetary_value
@@ -135,26 +142,74 @@ def score_customers(summary: ir.Table, fitted: FittedModels, valuation: Valuatio
     return out.drop("_a", "_b", "_va", "_cab", "_vb", "_dep", "_vdep")
 
 
-def _prediction_tables(
-    summary: ir.Table, fitted: FittedModels, horizon: clv.Horizon
-) -> tuple[pa.Table, pa.Table]:
+@dataclass
+class FitPieces:
+    """One fitted model's valuation pieces on its unique histories and frequencies.
+
+    ``histories`` holds the model-key columns plus frequency, recency and T of every distinct
+    history of the fit's customers, aligned with ``values``; ``frequencies`` the distinct
+    frequencies, aligned with ``spend``.
+    """
+
+    fit: SegmentFit
+    histories: dict[str, np.ndarray]
+    values: clv.HistoryValues
+    frequencies: dict[str, np.ndarray]
+    spend: clv.SpendCoefficients
+
+    def history_index(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
+        """Positions in ``histories`` of the given (x, t_x, T) rows (all must be present)."""
+        known = pd.MultiIndex.from_arrays([self.histories[c].astype(float) for c in HISTORY_KEY])
+        index = known.get_indexer(pd.MultiIndex.from_arrays([x, t_x, T]))
+        if (index < 0).any():
+            raise RuntimeError("a history is missing from the fit's pieces")
+        return np.asarray(index, dtype=np.intp)
+
+    def frequency_index(self, x: np.ndarray) -> np.ndarray:
+        index = pd.Index(self.frequencies["frequency"].astype(float)).get_indexer(x)
+        if (index < 0).any():
+            raise RuntimeError("a frequency is missing from the fit's pieces")
+        return np.asarray(index, dtype=np.intp)
+
+
+def fit_pieces(summary: ir.Table, fitted: FittedModels, valuation: Valuation) -> list[FitPieces]:
+    """Evaluate every fitted model once on its customers' distinct histories and frequencies."""
     key = list(fitted.model_key)
+    summary = prepare_summary(summary, fitted.request.segment_by)
+    horizon = valuation.horizon_for(
+        fitted.request.time_unit, [f.purchase_model for f in fitted.fits]
+    )
     hist = summary.select(*key, *HISTORY_KEY).distinct().to_pyarrow()
     freq = summary.select(*key, "frequency").distinct().to_pyarrow()
-    hist_cols: dict[str, list[np.ndarray]] = {}
-    spend_cols: dict[str, list[np.ndarray]] = {}
+    out = []
     for fit in fitted.fits:
         h = _rows_of(hist, key, fit)
-        x = h["frequency"].astype(float)
         purchase, spend = _models(fit)
-        hv = clv.history_values(
-            purchase, x, h["recency"].astype(float), h["T"].astype(float), horizon
+        values = clv.history_values(
+            purchase,
+            h["frequency"].astype(float),
+            h["recency"].astype(float),
+            h["T"].astype(float),
+            horizon,
         )
+        f = _rows_of(freq, key, fit)
+        coefficients = clv.spend_coefficients(spend, f["frequency"].astype(float))
+        out.append(FitPieces(fit, h, values, f, coefficients))
+    return out
+
+
+def _prediction_tables(
+    pieces: Sequence[FitPieces], key: Sequence[str]
+) -> tuple[pa.Table, pa.Table]:
+    hist_cols: dict[str, list[np.ndarray]] = {}
+    spend_cols: dict[str, list[np.ndarray]] = {}
+    for piece in pieces:
+        h, hv = piece.histories, piece.values
         _extend(
             hist_cols,
             {
                 **{c: h[c] for c in key},
-                "frequency": x,
+                "frequency": h["frequency"].astype(float),
                 "recency": h["recency"],
                 "T": h["T"],
                 "_pa": hv.prob_alive,
@@ -163,14 +218,12 @@ def _prediction_tables(
                 "_vdep": hv.variance,
             },
         )
-        f = _rows_of(freq, key, fit)
-        fx = f["frequency"].astype(float)
-        sc = clv.spend_coefficients(spend, fx)
+        f, sc = piece.frequencies, piece.spend
         _extend(
             spend_cols,
             {
                 **{c: f[c] for c in key},
-                "frequency": fx,
+                "frequency": f["frequency"].astype(float),
                 "_a": sc.intercept,
                 "_b": sc.slope,
                 "_va": sc.var_intercept,
@@ -243,9 +296,7 @@ def segment_table(
     by = list(fitted.request.segment_by if by is None else by)
     key = list(fitted.model_key)
     summary = prepare_summary(summary, list(dict.fromkeys([*by, *fitted.request.segment_by])))
-    horizon = valuation.horizon_for(
-        fitted.request.time_unit, [f.purchase_model for f in fitted.fits]
-    )
+    pieces = fit_pieces(summary, fitted, valuation)
     group_cols = list(dict.fromkeys([*by, *key]))
     grouped = (
         summary.group_by([*group_cols, *HISTORY_KEY])
@@ -256,8 +307,8 @@ def segment_table(
         name: np.asarray(grouped[name].to_numpy(zero_copy_only=False))
         for name in grouped.column_names
     }
-    totals = _group_totals(cols, fitted, valuation, horizon, by)
-    medians = _medians(summary, fitted, valuation, by)
+    totals = _group_totals(cols, pieces, fitted, valuation, by)
+    medians = _medians(score_customers(summary, fitted, valuation, pieces=pieces), by)
     rows = [
         _row(segment, parts, medians.get(label, float("nan")), valuation)
         for label, (segment, parts) in totals.items()
@@ -284,45 +335,52 @@ class _Part:
 
 def _group_totals(
     cols: dict[str, np.ndarray],
+    pieces: Sequence[FitPieces],
     fitted: FittedModels,
     valuation: Valuation,
-    horizon: clv.Horizon,
     by: Sequence[str],
 ) -> dict[tuple[str, ...], tuple[dict[str, str], list[_Part]]]:
     """Per report segment (keyed by its values): the segment and one total per fitted model."""
     key = list(fitted.model_key)
     out: dict[tuple[str, ...], tuple[dict[str, str], list[_Part]]] = {}
-    for index, fit in enumerate(fitted.fits):
+    for index, piece in enumerate(pieces):
         mask = np.ones(cols["n"].shape[0], dtype=bool)
         for c in key:
-            mask &= cols[c].astype(object) == fit.segment[c]
+            mask &= cols[c].astype(object) == piece.fit.segment[c]
         if not mask.any():
             continue
         x, t_x, T = (cols[c][mask].astype(float) for c in HISTORY_KEY)
-        purchase, spend = _models(fit)
-        hv = clv.history_values(purchase, x, t_x, T, horizon)
-        sc = clv.spend_coefficients(spend, x)
+        rows = piece.history_index(x, t_x, T)
+        hv = _take(piece.values, rows)
+        sc = _take(piece.spend, piece.frequency_index(x))
+        purchase, spend = _models(piece.fit)
         p_cov = clv._log_covariance(purchase)
         s_cov = None if spend is None else clv._log_covariance(spend)
-        if by:
-            labels = [
-                tuple(str(v) for v in row) for row in zip(*(cols[c][mask] for c in by), strict=True)
-            ]
-        else:
-            labels = [()] * int(mask.sum())
+        labels = pd.MultiIndex.from_arrays([cols[c][mask].astype(str) for c in by]) if by else None
+        codes, uniques = (
+            pd.factorize(labels) if labels is not None else (np.zeros(int(mask.sum()), int), [()])
+        )
         n = cols["n"][mask].astype(float)
         msum = cols["msum"][mask].astype(float)
-        for label in dict.fromkeys(labels):
-            sel = np.array([lab == label for lab in labels], dtype=bool)
-            part_hv = clv.HistoryValues(*(getattr(hv, f)[sel] for f in hv.__dataclass_fields__))
-            part_sc = clv.SpendCoefficients(*(getattr(sc, f)[sel] for f in sc.__dataclass_fields__))
+        for code, label in enumerate(uniques):
+            sel = codes == code
+            part_hv, part_sc = _take(hv, sel), _take(sc, sel)
             total = clv.group_total(
                 part_hv, part_sc, n[sel], msum[sel], valuation.margin, p_cov, s_cov
             )
-            segment = dict(zip(by, label, strict=True))
+            label_t = tuple(str(v) for v in label)
+            segment = dict(zip(by, label_t, strict=True))
             part = _Part(total, float(np.dot(part_hv.prob_alive, n[sel])), index, p_cov, s_cov)
-            out.setdefault(label, (segment, []))[1].append(part)
+            out.setdefault(label_t, (segment, []))[1].append(part)
     return out
+
+
+_T = TypeVar("_T", clv.HistoryValues, clv.SpendCoefficients)
+
+
+def _take(pieces: _T, rows: np.ndarray) -> _T:
+    """The rows (indices or mask) of every array field of a valuation-pieces dataclass."""
+    return type(pieces)(*(getattr(pieces, f)[rows] for f in pieces.__dataclass_fields__))
 
 
 def _models(fit: SegmentFit) -> tuple[clv.PurchaseModel, clv.SpendModel | None]:
@@ -330,10 +388,7 @@ def _models(fit: SegmentFit) -> tuple[clv.PurchaseModel, clv.SpendModel | None]:
     return cast(clv.PurchaseModel, fit.purchase), cast(clv.SpendModel | None, fit.spend)
 
 
-def _medians(
-    summary: ir.Table, fitted: FittedModels, valuation: Valuation, by: Sequence[str]
-) -> dict[tuple[str, ...], float]:
-    scored = score_customers(summary, fitted, valuation)
+def _medians(scored: ir.Table, by: Sequence[str]) -> dict[tuple[str, ...], float]:
     out: dict[tuple[str, ...], float] = {}
     overall = scored.aggregate(med=scored.clv.quantile(0.5)).to_pyarrow()
     out[()] = float(overall["med"][0].as_py() or 0.0)

@@ -228,3 +228,34 @@ def test_interval_for_mean_clv_covers_the_truth_on_simulated_data() -> None:
         est, se = total.clv_total / len(x), total.clv_total_se / len(x)
         covered += abs(est - truth) <= 1.96 * se
     assert 0.8 <= covered / reps <= 1.0
+
+
+@pytest.mark.parametrize("name", ["BGNBD", "MBGNBD", "ParetoNBD"])
+def test_expectation_factorises_into_p_alive_times_an_x_t_part(name: str) -> None:
+    # The fast path of models.clv relies on E[X(t)|x,t_x,T] / P(alive|x,t_x,T) not depending on
+    # t_x (FHL 2005 eq. 10; Fader & Hardie 2005 note eq. 41): check it on several recencies.
+    import models
+
+    model = getattr(models, name).from_params(
+        {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
+        if name != "ParetoNBD"
+        else {"r": 0.553, "alpha": 10.58, "s": 0.606, "beta": 11.67}
+    )
+    assert model.expectation_factorises
+    x = np.full(5, 3.0)
+    t_x = np.array([1.0, 5.0, 12.5, 30.0, 38.86])
+    T = np.full(5, 38.86)
+    ratio = model.conditional_expected_purchases(20.0, x, t_x, T) / model.prob_alive(x, t_x, T)
+    np.testing.assert_allclose(ratio, ratio[0], rtol=1e-10)
+
+
+def test_fast_path_equals_direct_evaluation(
+    cdnow: pd.DataFrame, fitted: tuple[BGNBD, GammaGamma]
+) -> None:
+    purchases, _ = fitted
+    h = clv.Horizon.from_units(12, "months", "weeks", 0.1)
+    args = [cdnow[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T")]
+    theta = purchases._theta()
+    fast = clv._discounted_purchases(purchases, theta, h, *args)
+    direct = clv._discounted_purchases_direct(purchases, theta, h, *args)
+    np.testing.assert_allclose(fast, direct, rtol=1e-10)
