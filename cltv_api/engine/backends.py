@@ -59,7 +59,7 @@ class Engine:
         ``memory_limit`` is a DuckDB size string (``"2GB"``); beyond it DuckDB spills to
         ``temp_dir``. Insertion order is not preserved (lets DuckDB stream large inputs).
         """
-        config: dict[str, Any] = {"preserve_insertion_order": False}
+        config: dict[str, Any] = {"preserve_insertion_order": False, "enable_progress_bar": False}
         if memory_limit is not None:
             config["memory_limit"] = memory_limit
         if temp_dir is not None:

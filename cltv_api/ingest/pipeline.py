@@ -409,6 +409,7 @@ def _connect(work: Path, options: ParseOptions) -> duckdb.DuckDBPyConnection:
         "memory_limit": options.memory_limit,
         "temp_directory": str(work / "spill"),
         "preserve_insertion_order": True,
+        "enable_progress_bar": False,
     }
     if options.threads:
         config["threads"] = options.threads
