@@ -59,7 +59,7 @@ class Engine:
         ``memory_limit`` is a DuckDB size string (``"2GB"``); beyond it DuckDB spills to
         ``temp_dir``. Insertion order is not preserved (lets DuckDB stream large inputs).
         """
-        config: dict[str, Any] = {"preserve_insertion_order": False, "enable_progress_bar": False}
+        config: dict[str, Any] = {"preserve_insertion_order": False}
         if memory_limit is not None:
             config["memory_limit"] = memory_limit
         if temp_dir is not None:
@@ -67,7 +67,9 @@ class Engine:
             config["temp_directory"] = os.fspath(temp_dir)
         if threads is not None:
             config["threads"] = threads
-        return cls(ibis.duckdb.connect(database, **config))
+        backend = ibis.duckdb.connect(database, **config)
+        backend.raw_sql("SET enable_progress_bar = false")  # a session setting, not a config key
+        return cls(backend)
 
     @classmethod
     def spark(

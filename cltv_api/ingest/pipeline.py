@@ -409,12 +409,13 @@ def _connect(work: Path, options: ParseOptions) -> duckdb.DuckDBPyConnection:
         "memory_limit": options.memory_limit,
         "temp_directory": str(work / "spill"),
         "preserve_insertion_order": True,
-        "enable_progress_bar": False,
     }
     if options.threads:
         config["threads"] = options.threads
     try:
-        return duckdb.connect(str(work / "ingest.duckdb"), config=config)
+        con = duckdb.connect(str(work / "ingest.duckdb"), config=config)
+        con.execute("SET enable_progress_bar = false")
+        return con
     except duckdb.Error as exc:
         raise InvalidInput(f"Invalid DuckDB settings: {_first_line(exc)}") from exc
 
