@@ -123,13 +123,16 @@ def validate_input(inp: CalculatorInput) -> None:
         errors.append(FieldError("timing", "must be 'start' or 'end'", value=str(inp.timing)))
     if not errors and inp.horizon_periods is None:
         rate = per_period_discount_rate(inp.annual_discount_rate, inp.period)
-        if inp.retention_rate >= 1 and rate <= 0:
-            errors.append(
-                FieldError(
-                    "horizon_periods",
-                    "an unlimited horizon needs retention below 1 or a positive discount rate: the value would be infinite",
-                )
+        if inp.retention_rate >= 1 + rate:
+            message = (
+                "an unlimited horizon needs retention below 1 + the discount rate per period "
+                f"({1.0 + rate:.6g}): the value would be infinite"
             )
+            errors.append(FieldError("horizon_periods", message))
+            if rate < 0:  # a negative rate is what makes a retention below 1 diverge
+                errors.append(
+                    FieldError("annual_discount_rate", message, value=str(inp.annual_discount_rate))
+                )
     if errors:
         raise InvalidInput("calculator inputs are not valid", errors=errors)
 
@@ -153,6 +156,24 @@ def _closed_form_clv(v: float, r: float, d: float, timing: Timing, horizon: int 
 def calculate(inp: CalculatorInput) -> CalculatorResult:
     """CLTV, LTV:CAC, payback and the per-period value curve for the simple retention model."""
     validate_input(inp)
+    try:
+        with np.errstate(over="raise", invalid="raise"):
+            result = _calculate(inp)
+    except (OverflowError, FloatingPointError) as exc:
+        raise _too_large() from exc
+    if not math.isfinite(result.clv) or not all(map(math.isfinite, result.curve_cumulative_value)):
+        raise _too_large()
+    return result
+
+
+def _too_large() -> InvalidInput:
+    message = (
+        "the value overflows: a discount rate this negative over this horizon has no finite value"
+    )
+    return InvalidInput(message, errors=[FieldError("annual_discount_rate", message)])
+
+
+def _calculate(inp: CalculatorInput) -> CalculatorResult:
     v = inp.average_order_value * inp.purchases_per_period * inp.gross_margin
     r = inp.retention_rate
     d = per_period_discount_rate(inp.annual_discount_rate, inp.period)

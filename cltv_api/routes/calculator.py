@@ -18,7 +18,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Literal
 
-import numpy as np
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
 from starlette.responses import Response
@@ -29,8 +28,6 @@ from cltv_api.economics.calculator import (
     CalculatorInput,
     CalculatorResult,
     calculate,
-    per_period_discount_rate,
-    validate_input,
 )
 from cltv_api.errors import FieldError, InvalidInput
 from cltv_api.problems import problem_responses
@@ -110,52 +107,6 @@ def _relocated(exc: InvalidInput, body: CalculatorRequest, location: Location) -
     return InvalidInput(exc.detail, errors=errors)
 
 
-def _check_converges(inp: CalculatorInput) -> None:
-    """An unlimited horizon needs retention / (1 + d) < 1, else the sum diverges. The calculator
-    checks the case retention = 1 with d <= 0; a negative discount rate can also make it
-    diverge (retention 0.99 and -50% a year: d = -5.6% a month)."""
-    if inp.horizon_periods is not None:
-        return
-    d = per_period_discount_rate(inp.annual_discount_rate, inp.period)
-    if inp.retention_rate >= 1.0 + d:
-        message = (
-            "an unlimited horizon needs retention below 1 + the discount rate per period "
-            f"({1.0 + d:.6g}): the value would be infinite"
-        )
-        raise InvalidInput(
-            "calculator inputs are not valid",
-            errors=[
-                FieldError("horizon_periods", message),
-                FieldError("annual_discount_rate", message, value=str(inp.annual_discount_rate)),
-            ],
-        )
-
-
-def _finite_result(inp: CalculatorInput) -> CalculatorResult:
-    """``calculate``, with a value too large for floating point (a strongly negative discount
-    rate over a long horizon) reported as invalid input instead of an infinite number."""
-    overflow = InvalidInput(
-        "calculator inputs are not valid",
-        errors=[
-            FieldError(
-                "annual_discount_rate",
-                "with this negative discount rate the value is too large to compute; "
-                "shorten the horizon or raise the rate",
-                value=str(inp.annual_discount_rate),
-            )
-        ],
-    )
-    try:
-        with np.errstate(over="ignore", invalid="ignore"):
-            result = calculate(inp)
-    except OverflowError as exc:
-        raise overflow from exc
-    numbers = [result.clv, result.ltv_to_cac or 0.0, *result.curve_cumulative_value]
-    if not all(math.isfinite(x) for x in numbers):
-        raise overflow
-    return result
-
-
 def _conventions(inp: CalculatorInput, result: CalculatorResult) -> CalculatorConventions:
     unlimited = inp.horizon_periods is None
     horizon = (
@@ -222,9 +173,7 @@ def compute(body: CalculatorRequest, location: Location) -> CalculatorResponse:
         raise InvalidInput("calculator inputs are not valid", errors=rate_errors)
     inp = _as_input(body)
     try:
-        validate_input(inp)
-        _check_converges(inp)
-        result = _finite_result(inp)
+        result = calculate(inp)
     except InvalidInput as exc:
         raise _relocated(exc, body, location) from exc
     return _response(inp, result)

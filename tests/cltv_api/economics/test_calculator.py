@@ -105,3 +105,16 @@ def test_unlimited_horizon_with_full_retention_and_no_discount_is_rejected() -> 
     with pytest.raises(InvalidInput) as info:
         calculate(_inp(retention_rate=1.0))
     assert info.value.errors[0].field == "horizon_periods"
+
+
+def test_unlimited_horizon_needs_retention_below_one_plus_the_rate() -> None:
+    # Retention 0.99 with -50% a year: the discounted series r/(1+d) > 1 diverges.
+    with pytest.raises(InvalidInput) as info:
+        calculate(_inp(retention_rate=0.99, annual_discount_rate=-0.5))
+    assert info.value.errors[0].field == "horizon_periods"
+
+
+def test_overflowing_values_are_a_clear_error_not_inf() -> None:
+    with pytest.raises(InvalidInput) as info:
+        calculate(_inp(retention_rate=1.0, annual_discount_rate=-0.9, horizon_periods=10_000))
+    assert info.value.errors[0].field == "annual_discount_rate"
