@@ -21,7 +21,6 @@ and closes it when done.
 from __future__ import annotations
 
 import contextlib
-import csv
 import io
 import math
 import shutil
@@ -34,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import ibis.expr.types as ir
-import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 from sqlalchemy.orm import Session
@@ -51,6 +49,7 @@ from cltv_api.analysis.fitting import SegmentFit
 from cltv_api.analysis.scoring import SegmentRow
 from cltv_api.engine import Engine, summarize
 from cltv_api.errors import CLTVError, Conflict, FieldError, InvalidInput, NotFound
+from cltv_api.exports.csv_safe import neutralise_arrow, write_csv
 from cltv_api.problems import problem_from_error
 from cltv_api.schemas.fits import FitCreate
 from cltv_api.services import datasets as dataset_service
@@ -709,24 +708,14 @@ def _row_document(row: SegmentRow) -> dict[str, Any]:
 
 def segment_csv(report: Mapping[str, Any]) -> str:
     """The segment table as CSV: the segment columns, then one column per metric; the last row
-    (segment values ``(all)``) is all customers. Numbers are written without exponents."""
+    (segment values ``(all)``) is all customers. Numbers are written without exponents; segment
+    values that a spreadsheet would run as formulas are neutralised (:mod:`cltv_api.exports`)."""
     by = list(report["by"]) or ["segment"]
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([*by, *SEGMENT_METRICS])
-    for row in [*report["segments"], report["total"]]:
-        labels = [row["segment"].get(c, ALL_LABEL) for c in by]
-        writer.writerow([*labels, *(_plain(row[m]) for m in SEGMENT_METRICS)])
-    return out.getvalue()
-
-
-def _plain(value: Any) -> str:
-    """A number as a spreadsheet reads it: shortest round-trip digits, never an exponent."""
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return np.format_float_positional(value, trim="-")
-    return str(value)
+    rows = [
+        [*(row["segment"].get(c, ALL_LABEL) for c in by), *(row[m] for m in SEGMENT_METRICS)]
+        for row in [*report["segments"], report["total"]]
+    ]
+    return write_csv([*by, *SEGMENT_METRICS], rows)
 
 
 # ------------------------------------------------------------------------------ customers
@@ -864,7 +853,7 @@ class CustomerExport:
 def _csv_bytes(data: pa.RecordBatch | pa.Table, header: bool) -> bytes:
     buffer = io.BytesIO()
     pa_csv.write_csv(
-        data,
+        neutralise_arrow(data),
         buffer,
         write_options=pa_csv.WriteOptions(include_header=header, quoting_style="needed"),
     )

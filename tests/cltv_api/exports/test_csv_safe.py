@@ -90,3 +90,16 @@ def test_no_written_text_cell_starts_a_formula(value: str) -> None:
     cell = neutralise(value)
     plain_number = cell == value and value.strip("+-").replace(".", "", 1).isdigit()
     assert plain_number or not cell.startswith(("=", "+", "-", "@", "\t", "\r"))
+
+
+def test_arrow_batches_are_neutralised_like_single_cells() -> None:
+    import pyarrow as pa
+
+    from cltv_api.exports.csv_safe import neutralise, neutralise_arrow
+
+    values = ["=HYPERLINK(1)", "+7", "-3", "@sum", "\tx", "plain", None, "-cmd"]
+    batch = pa.record_batch({"customer_id": values, "clv": [1.5] * len(values)})
+    out = neutralise_arrow(batch)
+    expected = [None if v is None else neutralise(v) for v in values]
+    assert out.column(0).to_pylist() == expected
+    assert out.column(1).to_pylist() == [1.5] * len(values)

@@ -609,3 +609,30 @@ def test_list_and_delete_fits_then_dataset_deletion_removes_its_fits(env: Env) -
     assert not (env.data_dir / "fits" / doomed["id"]).exists()
     gone = env.client.post("/v1/fits", headers=env.headers, json={"dataset_id": small["id"]})
     assert gone.status_code == 404
+
+
+def test_csv_exports_neutralise_formulas_from_uploaded_values(env: Env) -> None:
+    # Regression: customer ids and segment values come from the user's file and used to reach
+    # the segment and customer CSV exports unchanged, where a spreadsheet would run them.
+    table = env.table
+    ids = pc.binary_join_element_wise("=HYPERLINK(", table["customer_id"], ")", "")
+    channel = pc.if_else(
+        pc.equal(table["channel"], "Online"), "=cmd|' /C calc'!A0", table["channel"]
+    )
+    hostile = table.set_column(table.schema.get_field_index("customer_id"), "customer_id", ids)
+    hostile = hostile.set_column(hostile.schema.get_field_index("channel"), "channel", channel)
+    dataset = upload_table(env.client, env.headers, hostile)
+    fit = env.client.post(
+        "/v1/fits",
+        headers=env.headers,
+        json={"dataset_id": dataset["id"], "purchase_model": "bgnbd", "segment_by": ["channel"]},
+    )
+    assert fit.status_code == 201, fit.text
+    fit_id = fit.json()["id"]
+    segments = env.get(f"/v1/fits/{fit_id}/segments?format=csv").text
+    labels = [row[0] for row in csv.reader(io.StringIO(segments))][1:]
+    assert "'=cmd|' /C calc'!A0" in labels
+    assert not any(label.startswith("=") for label in labels)
+    customers = env.get(f"/v1/fits/{fit_id}/customers?format=csv").text
+    ids_out = [row[0] for row in csv.reader(io.StringIO(customers))][1:]
+    assert ids_out and all(i.startswith("'=HYPERLINK(") for i in ids_out)
