@@ -18,6 +18,13 @@ with warnings.catch_warnings():
 import contextlib
 from collections.abc import Iterator
 
+from hypothesis import settings as hypothesis_settings
+
+# Property tests draw their examples from a fixed seed: a CI run checks exactly what was checked
+# when the tests were written (no flaky first-time failures), and failures reproduce.
+hypothesis_settings.register_profile("deterministic", derandomize=True, deadline=None)
+hypothesis_settings.load_profile("deterministic")
+
 
 @contextlib.contextmanager
 def quiet_reference() -> Iterator[None]:
