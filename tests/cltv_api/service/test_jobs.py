@@ -120,7 +120,7 @@ def wait_for_job(
     headers: dict[str, str],
     job_id: str,
     statuses: set[str],
-    timeout: float = 10,
+    timeout: float = 60,
 ) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -131,7 +131,7 @@ def wait_for_job(
     raise AssertionError(f"job {job_id} not in {statuses} after {timeout} s: {body}")
 
 
-def wait_started(token: str, timeout: float = 10) -> None:
+def wait_started(token: str, timeout: float = 30) -> None:
     assert STARTED.setdefault(token, threading.Event()).wait(timeout), f"{token} never started"
 
 
@@ -152,7 +152,7 @@ def test_job_runs_and_reports_progress_then_result_link(api: Api) -> None:
         api.client, api.credentials.workspace_id, "test.steps", {"steps": 8, "sleep": 0.05}
     )
     seen: list[tuple[float, str]] = []
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         body = api.client.get(f"/v1/jobs/{job_id}", headers=api.headers).json()
         seen.append((body["progress"], body["stage"]))
@@ -269,7 +269,7 @@ def test_cancelling_a_running_job_stops_it_at_its_next_report(api: Api) -> None:
     cancelled = api.client.post(f"/v1/jobs/{job_id}/cancel", headers=api.headers)
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
     worker = api.client.app.state.worker  # type: ignore[attr-defined]
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while worker.running_job_ids() and time.monotonic() < deadline:
         time.sleep(0.01)
     assert worker.running_job_ids() == []  # the thread is free again
@@ -351,7 +351,7 @@ def test_a_running_job_whose_heartbeat_stops_is_failed_once_stale(tmp_path: Path
     with TestClient(create_app(settings)) as client:
         first = client.get(f"/v1/jobs/{orphan}", headers=owner.headers).json()
         assert first["status"] == "running"
-        failed = wait_for_job(client, owner.headers, orphan, {"failed"}, timeout=5)
+        failed = wait_for_job(client, owner.headers, orphan, {"failed"}, timeout=30)
         assert failed["error"]["type"] == "https://cltv.dev/problems/job-interrupted"
 
 
@@ -419,7 +419,7 @@ def test_a_cancelled_queued_job_never_starts(tmp_path: Path) -> None:
         assert cancelled["status"] == "cancelled"
         client.post(f"/v1/jobs/{busy}/cancel", headers=owner.headers)
         worker = app.state.worker
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 30
         while worker.running_job_ids() and time.monotonic() < deadline:
             time.sleep(0.01)
         time.sleep(0.2)  # several polls (every 0.05 s) with the worker idle
