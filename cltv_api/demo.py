@@ -255,7 +255,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     stream.flush()
     if args.no_serve:
         return 0
-    uvicorn.run(create_app(settings), host=args.host, port=args.port)
+    # No access log: share-token pulls carry their secret in the URL path.
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, access_log=False)
     return 0
 
 

@@ -29,6 +29,7 @@ from cltv_api.routes import (
     health,
     jobs,
     retention,
+    share,
     workspaces,
 )
 from cltv_api.services.fits import FIT_JOB_KIND, SegmentCache, run_fit_job
@@ -134,6 +135,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         churn.router,
         churn.economics_router,
         business_cases.router,
+        share.router,
+        share.pull_router,
     ):
         app.include_router(router)
     app.include_router(calculator.router)

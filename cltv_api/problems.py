@@ -20,6 +20,7 @@ particular fields. Sources of errors and their mapping:
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from collections.abc import Iterable, Mapping
 from http import HTTPStatus
@@ -182,9 +183,18 @@ async def _handle_http_error(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(body, headers=headers)
 
 
+_SHARE_TOKEN_IN_PATH = re.compile(r"(/v1/share/)[^/]+")
+
+
+def redact_path(path: str | None) -> str | None:
+    """The request path with any share token (a secret carried in the URL) replaced."""
+    return None if path is None else _SHARE_TOKEN_IN_PATH.sub(r"\1<token>", path)
+
+
 def internal_error_body(instance: str | None) -> dict[str, Any]:
     """The 500 problem for an unexpected exception, logged under a fresh reference."""
     reference = secrets.token_hex(6)
+    instance = redact_path(instance)
     logger.exception("unhandled error at %s (reference %s)", instance, reference)
     return problem_body(
         slug="internal-error",
