@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol, Self
 
+import duckdb
 import ibis
 import ibis.common.exceptions as ibis_exc
 import ibis.expr.types as ir
@@ -68,7 +69,10 @@ class Engine:
         if threads is not None:
             config["threads"] = threads
         backend = ibis.duckdb.connect(database, **config)
-        backend.raw_sql("SET enable_progress_bar = false")  # a session setting, not a config key
+        with contextlib.suppress(duckdb.Error):
+            # A session setting, not a config key; DuckDB refuses it inside Jupyter without
+            # ipywidgets, where there is no terminal bar to silence anyway.
+            backend.raw_sql("SET enable_progress_bar = false")
         return cls(backend)
 
     @classmethod

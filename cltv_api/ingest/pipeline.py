@@ -8,6 +8,7 @@ Parquet file. A file is accepted whole or rejected: on any error nothing is left
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
@@ -414,7 +415,8 @@ def _connect(work: Path, options: ParseOptions) -> duckdb.DuckDBPyConnection:
         config["threads"] = options.threads
     try:
         con = duckdb.connect(str(work / "ingest.duckdb"), config=config)
-        con.execute("SET enable_progress_bar = false")
+        with contextlib.suppress(duckdb.Error):  # refused inside Jupyter without ipywidgets
+            con.execute("SET enable_progress_bar = false")
         return con
     except duckdb.Error as exc:
         raise InvalidInput(f"Invalid DuckDB settings: {_first_line(exc)}") from exc

@@ -139,7 +139,7 @@ def test_upload_fit_and_segment_table_on_a_phone(
     with page.expect_download() as download:
         page.get_by_role("button", name="Download CSV").click()
     assert download.value.suggested_filename == f"{fit_id}-segments.csv"
-    downloaded = Path(download.value.path()).read_text(encoding="utf-8")
+    downloaded = Path(download.value.path()).read_bytes().decode("utf-8")  # keep CRLF
     with web_app.api() as api:
         exported = api.get(
             f"/v1/fits/{fit_id}/segments",
