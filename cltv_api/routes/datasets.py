@@ -9,12 +9,15 @@ Deleting a data set deletes its fits too: they answer 404 afterwards.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from cltv_api.deps import ReadAccess, SessionDep, SettingsDep, WriteAccess
+from cltv_api.deps import ReadAccess, SessionDep, SettingsDep, WorkerDep, WriteAccess
 from cltv_api.problems import problem_responses
 from cltv_api.schemas.datasets import (
     DatasetList,
@@ -24,9 +27,11 @@ from cltv_api.schemas.datasets import (
     TimeUnitName,
     UploadOptions,
 )
+from cltv_api.schemas.fits import FitCreate
 from cltv_api.services import datasets as service
 from cltv_api.services import fits as fit_service
 from cltv_api.services.fits import SegmentCache
+from cltv_api.services.jobs import JobWorker
 from cltv_api.settings import Settings
 from cltv_api.storage.tables import ID_LENGTH, Dataset
 
@@ -136,10 +141,13 @@ async def upload_dataset(
     principal: WriteAccess,
     session: SessionDep,
     settings: SettingsDep,
+    worker: WorkerDep,
+    cache: SegmentCacheDep,
     response: Response,
-) -> DatasetOut:
+) -> Any:
     """The file is streamed to disk, ingested whole or rejected whole (422 with the rows at
-    fault; nothing is stored), and stored as a data set (201, `Location` header)."""
+    fault; nothing is stored), and stored as a data set (201, `Location` header). With `fit`,
+    the data set is also fitted and the answer is its segment table as CSV."""
     await run_in_threadpool(session.commit)  # release the authentication's write, if any
     upload = await _receive(request, options, settings)
     try:
@@ -149,8 +157,82 @@ async def upload_dataset(
         )
     finally:
         upload.discard()
+    if merged.fit is not None:
+        columns = _columns(merged.segment_by) or [
+            c.name for c in dataset_out(dataset).segment_columns
+        ]
+        valuation = fit_service.ValuationParams(
+            horizon=merged.horizon,
+            horizon_unit=merged.horizon_unit,
+            discount_rate=merged.discount_rate,
+            margin=merged.margin,
+        )
+        batch = BatchFit(merged.fit, columns, merged.time_unit, valuation)
+        return await run_in_threadpool(
+            _fit_and_report,
+            session,
+            settings,
+            principal.workspace.id,
+            dataset,
+            batch,
+            worker,
+            cache,
+        )
     response.headers["Location"] = service.dataset_url(dataset.id)
     return dataset_out(dataset)
+
+
+@dataclass(frozen=True)
+class BatchFit:
+    """The fit and valuation of a one-call batch upload."""
+
+    purchase_model: str
+    segment_by: list[str]
+    time_unit: str
+    valuation: fit_service.ValuationParams
+
+
+def _columns(values: list[str] | None) -> list[str]:
+    return list(dict.fromkeys(p.strip() for v in values or [] for p in v.split(",") if p.strip()))
+
+
+def _fit_and_report(
+    session: Session,
+    settings: Settings,
+    workspace_id: str,
+    dataset: Dataset,
+    batch: BatchFit,
+    worker: JobWorker,
+    cache: SegmentCache,
+) -> Response:
+    body = FitCreate(
+        dataset_id=dataset.id,
+        purchase_model=batch.purchase_model,  # type: ignore[arg-type]
+        segment_by=batch.segment_by,
+        time_unit=batch.time_unit,  # type: ignore[arg-type]
+    )
+    fit, job = fit_service.create_fit(session, settings, workspace_id, body, worker.wake)
+    if job is not None:
+        return JSONResponse(
+            {
+                "dataset_id": dataset.id,
+                "fit_id": fit.id,
+                "job": {"id": job.id, "url": f"/v1/jobs/{job.id}"},
+            },
+            status_code=status.HTTP_202_ACCEPTED,
+            headers={"Location": f"/v1/jobs/{job.id}"},
+        )
+    report = fit_service.segment_report(settings, cache, fit, batch.valuation, batch.segment_by)
+    return Response(
+        fit_service.segment_csv(report),
+        status_code=status.HTTP_201_CREATED,
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Location": fit_service.fit_url(fit.id),
+            "X-Dataset-Id": dataset.id,
+            "Content-Disposition": f'attachment; filename="{fit.id}-segments.csv"',
+        },
+    )
 
 
 @router.post(

@@ -82,6 +82,26 @@ class UploadOptions(BaseModel):
         max_length=20,
         description="Segment columns to keep (repeat the parameter or separate with commas).",
     )
+    fit: Literal["bgnbd", "pnbd", "mbgnbd", "bgbb", "auto"] | None = Field(
+        default=None,
+        description="One-call batch for finance: also fit this purchase model (with the "
+        "Gamma-Gamma spend model) and answer with the CLTV segment table as CSV (201 with the "
+        "fit's `Location`; 202 with a job when the data set is large).",
+    )
+    segment_by: list[str] = Field(
+        default_factory=list,
+        max_length=5,
+        description="With `fit`: segment columns to report by (default: `segment_cols`).",
+    )
+    time_unit: TimeUnitName = Field(default="weeks", description="With `fit`: purchase period.")
+    horizon: int = Field(default=12, gt=0, description="With `fit`: CLTV horizon.")
+    horizon_unit: TimeUnitName = Field(default="months", description="With `fit`: its unit.")
+    discount_rate: float = Field(
+        default=0.10, ge=0, le=1, description="With `fit`: annual effective discount rate."
+    )
+    margin: float = Field(
+        default=1.0, ge=0, le=1, description="With `fit`: share of revenue counted as value."
+    )
     encoding: str | None = Field(
         default=None, max_length=40, description="Text encoding of a CSV, e.g. `cp1251`."
     )

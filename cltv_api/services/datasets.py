@@ -346,7 +346,7 @@ def merge_options(query: UploadOptions, form: Mapping[str, list[str]]) -> Upload
     """
     values = query.model_dump(exclude_unset=True)
     for name, given in form.items():
-        values[name] = given if name == "segment_cols" else given[-1]
+        values[name] = given if name in ("segment_cols", "segment_by") else given[-1]
     try:
         return UploadOptions.model_validate(values)
     except ValidationError as exc:

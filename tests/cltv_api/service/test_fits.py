@@ -636,3 +636,37 @@ def test_csv_exports_neutralise_formulas_from_uploaded_values(env: Env) -> None:
     customers = env.get(f"/v1/fits/{fit_id}/customers?format=csv").text
     ids_out = [row[0] for row in csv.reader(io.StringIO(customers))][1:]
     assert ids_out and all(i.startswith("'=HYPERLINK(") for i in ids_out)
+
+
+def test_one_call_batch_upload_fits_and_answers_the_segment_table_as_csv(env: Env) -> None:
+    # Issue 8: `curl -F file=@export.csv ".../v1/datasets?fit=bgnbd&segment_by=channel"`.
+    response = env.client.post(
+        "/v1/datasets",
+        headers=env.headers,
+        params={"fit": "bgnbd", "segment_by": "channel", "margin": 0.3},
+        files={"file": ("tx.csv", csv_bytes(env.table))},
+        data={"segment_cols": "channel,region"},
+    )
+    assert response.status_code == 201, response.text
+    assert response.headers["content-type"].startswith("text/csv")
+    fit_url = response.headers["Location"]
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert [r["channel"] for r in rows][-1] == "(all)"
+    # The same numbers as the segment endpoint of the fit it created.
+    report = env.get(f"{fit_url}/segments?margin=0.3&by=channel").json()
+    assert float(rows[-1]["clv_total"]) == pytest.approx(report["total"]["clv_total"], rel=1e-12)
+    assert response.headers["X-Dataset-Id"].startswith("ds_")
+
+
+def test_batch_upload_of_a_large_file_answers_202_with_the_fit_job(tmp_path: Path) -> None:
+    app = create_app(make_settings(tmp_path / "data", sync_fit_max_customers=10))
+    with TestClient(app) as client:
+        credentials = new_workspace(app.state.db, "batch")
+        response = client.post(
+            "/v1/datasets",
+            headers=credentials.headers,
+            params={"fit": "bgnbd"},
+            files={"file": ("tx.csv", csv_bytes(transactions(customers=200, seed=3)))},
+        )
+        assert response.status_code == 202, response.text
+        assert response.headers["Location"] == response.json()["job"]["url"]
