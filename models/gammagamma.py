@@ -22,7 +22,6 @@ customers with x >= 1); predictions for them are the population mean ``p gamma /
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from typing import ClassVar
 
 import numpy as np
@@ -32,7 +31,7 @@ from scipy import special
 from ._base import BaseModel, Transform
 from ._compress import compress
 from ._errors import ModelFitError
-from ._optim import LOG_BOUND, NegLogLik, OptimResult, maximize_likelihood
+from ._optim import maximize_likelihood
 from ._validation import FloatArray, as_float_array, validate_weights
 
 PARAM_NAMES = ("p", "q", "gamma")
@@ -241,29 +240,6 @@ GRADIENT_TOL = 1e-6
 """Largest accepted max |d log L / d log(theta)| per customer (maximize_likelihood's default)."""
 
 
-def _accept_flat_optimum(neg_loglik: NegLogLik, result: OptimResult, total: float) -> OptimResult:
-    """Accept an L-BFGS-B "ABNORMAL" line-search stop that passes every other check.
-
-    Near the optimum the q-gamma ridge of this likelihood is so flat that the decrease
-    L-BFGS-B's line search asks for is below the rounding of log L (about 1e-16 relative):
-    the search stops "ABNORMAL" although the point is the optimum to machine precision, and
-    ``maximize_likelihood`` then reports not converged. This re-checks the point itself: not
-    at a bound, relative gradient <= GRADIENT_TOL, positive definite information matrix.
-    """
-    if result.converged or not result.message.startswith("ABNORMAL"):
-        return result
-    _, grad = neg_loglik(result.theta)
-    grad_norm = float(np.max(np.abs(grad * result.theta))) / total
-    inside = bool(np.all(np.abs(np.log(result.theta)) < LOG_BOUND - 1e-6))
-    if not (inside and grad_norm <= GRADIENT_TOL and np.all(np.isfinite(result.covariance))):
-        return result
-    note = (
-        f"line search stopped at machine precision; accepted: relative gradient "
-        f"{grad_norm:.1e} <= {GRADIENT_TOL:g}, information matrix positive definite"
-    )
-    return replace(result, converged=True, message=f"{result.message.strip()} ({note})")
-
-
 class GammaGamma(BaseModel):
     """Gamma-Gamma spend model (FHL 2005, Sec. 2; Fader & Hardie 2013 note).
 
@@ -321,7 +297,6 @@ class GammaGamma(BaseModel):
             maxiter=self.maxiter,
             model="GammaGamma",
         )
-        result = _accept_flat_optimum(neg_loglik, result, total)
         self._set_result(result, n_obs=total)
         return self
 

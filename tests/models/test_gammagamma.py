@@ -330,31 +330,6 @@ def test_flat_ridge_line_search_stop_is_accepted_at_the_optimum() -> None:
     assert model.log_likelihood_ >= -reference._negative_log_likelihood_ * 1500 - 1e-6
 
 
-def test_line_search_stop_away_from_the_optimum_stays_unconverged() -> None:
-    from models._optim import OptimResult
-    from models.gammagamma import _accept_flat_optimum
-
-    x = np.array([1.0, 2.0, 3.0, 1.0])
-    m = np.array([10.0, 20.0, 35.0, 50.0])
-
-    def neg_loglik(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        return (
-            -float(log_likelihood_terms(theta, x, m).sum()),
-            -log_likelihood_gradient(theta, x, m).sum(axis=0),
-        )
-
-    stopped = OptimResult(
-        theta=np.array([6.25, 3.74, 15.44]),  # not the optimum of these four customers
-        log_likelihood=-neg_loglik(np.array([6.25, 3.74, 15.44]))[0],
-        converged=False,
-        n_iter=5,
-        message="ABNORMAL: ",
-        covariance=np.eye(3),
-        standard_errors=np.ones(3),
-    )
-    assert not _accept_flat_optimum(neg_loglik, stopped, total=4.0).converged
-
-
 # ---------------------------------------------------------------------------- simulation
 def test_simulate_matches_averaging_individual_transactions() -> None:
     # Property of the story: the mean of x gamma(p, nu) spends is gamma(px, nu x). Compare the
