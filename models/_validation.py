@@ -6,6 +6,7 @@ so the likelihood code can assume clean, finite, float64 arrays of equal length.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -132,3 +133,26 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+def as_theta(
+    params: Mapping[str, float] | Sequence[float] | FloatArray,
+    names: Sequence[str],
+    model: str,
+) -> FloatArray:
+    """Parameters (a mapping by name, or a vector in ``names`` order) as a float vector,
+    all finite and > 0; errors name the model and the problem."""
+    if isinstance(params, Mapping):
+        missing = [k for k in names if k not in params]
+        if missing:
+            raise ValueError(f"{model} parameters are missing {missing}")
+        theta = np.array([float(params[k]) for k in names])
+    else:
+        theta = np.asarray(params, dtype=np.float64).ravel()
+        if theta.shape != (len(names),):
+            raise ValueError(
+                f"expected {len(names)} parameters ({', '.join(names)}), got {theta.shape[0]}"
+            )
+    if not np.all(np.isfinite(theta)) or np.any(theta <= 0):
+        raise ValueError(f"{model} parameters must be finite and > 0, got {theta.tolist()}")
+    return theta

@@ -30,6 +30,7 @@ from ._optim import maximize_likelihood
 from ._validation import (
     FloatArray,
     as_float_array,
+    as_theta,
     check_identifiable,
     validate_rfm,
     validate_weights,
@@ -59,19 +60,8 @@ def _whole(values: ArrayLike, name: str) -> FloatArray:
 
 
 def _as_theta(params: Mapping[str, float] | Sequence[float] | FloatArray) -> FloatArray:
-    """Parameters as a vector ordered (alpha, beta, gamma, delta), all finite and > 0."""
-    if isinstance(params, Mapping):
-        missing = [k for k in PARAM_NAMES if k not in params]
-        if missing:
-            raise ValueError(f"BG/BB parameters are missing {missing}")
-        theta = np.array([float(params[k]) for k in PARAM_NAMES])
-    else:
-        theta = np.asarray(params, dtype=np.float64).ravel()
-        if theta.shape != (4,):
-            raise ValueError(f"expected 4 parameters (alpha, beta, gamma, delta), got {theta.size}")
-    if not np.all(np.isfinite(theta)) or np.any(theta <= 0):
-        raise ValueError(f"BG/BB parameters must be finite and > 0, got {theta.tolist()}")
-    return theta
+    """Parameters as a vector in ``PARAM_NAMES`` order, all finite and > 0."""
+    return as_theta(params, PARAM_NAMES, "BG/BB")
 
 
 # --------------------------------------------------------------------------- likelihood

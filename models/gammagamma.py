@@ -32,7 +32,7 @@ from ._base import BaseModel, Transform
 from ._compress import compress
 from ._errors import ModelFitError
 from ._optim import maximize_likelihood
-from ._validation import FloatArray, as_float_array, validate_weights
+from ._validation import FloatArray, as_float_array, as_theta, validate_weights
 
 PARAM_NAMES = ("p", "q", "gamma")
 
@@ -67,19 +67,8 @@ def _validate_spend(
 
 
 def _as_theta(params: Mapping[str, float] | Sequence[float] | FloatArray) -> FloatArray:
-    """Parameters as a vector ordered (p, q, gamma), all finite and > 0."""
-    if isinstance(params, Mapping):
-        missing = [k for k in PARAM_NAMES if k not in params]
-        if missing:
-            raise ValueError(f"Gamma-Gamma parameters are missing {missing}")
-        theta = np.array([float(params[k]) for k in PARAM_NAMES])
-    else:
-        theta = np.asarray(params, dtype=np.float64).ravel()
-        if theta.shape != (3,):
-            raise ValueError(f"expected 3 parameters (p, q, gamma), got {theta.shape[0]}")
-    if not np.all(np.isfinite(theta)) or np.any(theta <= 0):
-        raise ValueError(f"Gamma-Gamma parameters must be finite and > 0, got {theta.tolist()}")
-    return theta
+    """Parameters as a vector in ``PARAM_NAMES`` order, all finite and > 0."""
+    return as_theta(params, PARAM_NAMES, "Gamma-Gamma")
 
 
 # --------------------------------------------------------------------------- likelihood

@@ -53,6 +53,7 @@ from ._validation import (
     FloatArray,
     _broadcast,
     as_float_array,
+    as_theta,
     check_identifiable,
     validate_rfm,
     validate_time,
@@ -64,19 +65,8 @@ LOG_MAX_FLOAT = float(np.log(np.finfo(np.float64).max))
 
 
 def _as_theta(params: Mapping[str, float] | Sequence[float] | FloatArray) -> FloatArray:
-    """Parameters as a vector ordered (r, alpha, s, beta), all finite and > 0."""
-    if isinstance(params, Mapping):
-        missing = [k for k in PARAM_NAMES if k not in params]
-        if missing:
-            raise ValueError(f"Pareto/NBD parameters are missing {missing}")
-        theta = np.array([float(params[k]) for k in PARAM_NAMES])
-    else:
-        theta = np.asarray(params, dtype=np.float64).ravel()
-        if theta.shape != (4,):
-            raise ValueError(f"expected 4 parameters (r, alpha, s, beta), got {theta.shape[0]}")
-    if not np.all(np.isfinite(theta)) or np.any(theta <= 0):
-        raise ValueError(f"Pareto/NBD parameters must be finite and > 0, got {theta.tolist()}")
-    return theta
+    """Parameters as a vector in ``PARAM_NAMES`` order, all finite and > 0."""
+    return as_theta(params, PARAM_NAMES, "Pareto/NBD")
 
 
 # --------------------------------------------------------------------------- data layout

@@ -41,7 +41,7 @@ from scipy import special
 from ._base import BaseModel, Transform
 from ._errors import ModelFitError
 from ._optim import maximize_likelihood
-from ._validation import FloatArray, as_float_array, validate_time, validate_weights
+from ._validation import FloatArray, as_float_array, as_theta, validate_time, validate_weights
 
 PARAM_NAMES = ("alpha", "beta")
 
@@ -309,18 +309,8 @@ def log_likelihood_gradient(
 
 # --------------------------------------------------------------------------- simulation
 def _as_theta(params: Mapping[str, float] | Sequence[float] | FloatArray) -> FloatArray:
-    if isinstance(params, Mapping):
-        missing = [k for k in PARAM_NAMES if k not in params]
-        if missing:
-            raise ValueError(f"sBG parameters are missing {missing}")
-        theta = np.array([float(params[k]) for k in PARAM_NAMES])
-    else:
-        theta = np.asarray(params, dtype=np.float64).ravel()
-        if theta.shape != (2,):
-            raise ValueError(f"expected 2 parameters (alpha, beta), got {theta.shape[0]}")
-    if not np.all(np.isfinite(theta)) or np.any(theta <= 0):
-        raise ValueError(f"sBG parameters must be finite and > 0, got {theta.tolist()}")
-    return theta
+    """Parameters as a vector in ``PARAM_NAMES`` order, all finite and > 0."""
+    return as_theta(params, PARAM_NAMES, "sBG")
 
 
 def simulate(
