@@ -32,8 +32,9 @@ typecheck: install-dev
 	$(VENV)/bin/mypy
 
 # Browser tests drive Debian's Chromium (never a downloaded browser build); spreadsheet tests
-# recalculate workbooks in LibreOffice through UNO.
-SYSTEM_PACKAGES := chromium fonts-liberation libreoffice-calc-nogui python3-uno
+# recalculate workbooks in LibreOffice through UNO; storage tests start a throwaway PostgreSQL;
+# the load test drives a real server with wrk.
+SYSTEM_PACKAGES := chromium fonts-liberation libreoffice-calc-nogui python3-uno postgresql wrk
 system-deps:
 	@if ! dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1; then \
 		echo "installing $(SYSTEM_PACKAGES) from Debian packages"; \
