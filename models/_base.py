@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from ._errors import NotFittedError
 from ._optim import OptimResult
@@ -96,7 +96,7 @@ class BaseModel:
     def summary(self) -> dict[str, Any]:
         """Parameters with standard errors and 95% Wald intervals on the log scale, plus fit statistics."""
         self._check_fitted()
-        z = float(stats.norm.ppf(0.975))
+        z = float(special.ndtri(0.975))
         rows = {}
         for name in self.param_names:
             est = self.params_[name]
@@ -239,7 +239,7 @@ class BaseModel:
         cov_log = np.linalg.solve(jac, np.linalg.solve(jac, self.covariance_).T)
         variance = np.einsum("...i,ij,...j->...", grad, cov_log, grad)
         se = np.sqrt(np.maximum(variance, 0.0))
-        z = float(stats.norm.ppf(0.5 + level / 2))
+        z = float(special.ndtri(0.5 + level / 2))
         lower = _backward(g_est - z * se, transform)
         upper = _backward(g_est + z * se, transform)
         return estimate, lower, upper

@@ -19,7 +19,7 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from scipy import stats
+from scipy import special
 
 from cltv_api.engine import HISTORY_KEY, attach
 from cltv_api.errors import FieldError, InvalidInput
@@ -83,7 +83,7 @@ class Valuation:
 
     @property
     def z(self) -> float:
-        return float(stats.norm.ppf(0.5 + self.level / 2))
+        return float(special.ndtri(0.5 + self.level / 2))
 
 
 def prepare_summary(summary: ir.Table, segment_cols: Sequence[str]) -> ir.Table:
@@ -148,7 +148,9 @@ class FitPieces:
 
     ``histories`` holds the model-key columns plus frequency, recency and T of every distinct
     history of the fit's customers, aligned with ``values``; ``frequencies`` the distinct
-    frequencies, aligned with ``spend``.
+    frequencies, aligned with ``spend``. ``groups`` are the rows of the grouped table
+    (:func:`history_groups`) that belong to this fit, and ``group_history``/``group_frequency``
+    the position of each such row in ``histories``/``frequencies``.
     """
 
     fit: SegmentFit
@@ -156,45 +158,63 @@ class FitPieces:
     values: clv.HistoryValues
     frequencies: dict[str, np.ndarray]
     spend: clv.SpendCoefficients
-
-    def history_index(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
-        """Positions in ``histories`` of the given (x, t_x, T) rows (all must be present)."""
-        known = pd.MultiIndex.from_arrays([self.histories[c].astype(float) for c in HISTORY_KEY])
-        index = known.get_indexer(pd.MultiIndex.from_arrays([x, t_x, T]))
-        if (index < 0).any():
-            raise RuntimeError("a history is missing from the fit's pieces")
-        return np.asarray(index, dtype=np.intp)
-
-    def frequency_index(self, x: np.ndarray) -> np.ndarray:
-        index = pd.Index(self.frequencies["frequency"].astype(float)).get_indexer(x)
-        if (index < 0).any():
-            raise RuntimeError("a frequency is missing from the fit's pieces")
-        return np.asarray(index, dtype=np.intp)
+    groups: np.ndarray
+    group_history: np.ndarray
+    group_frequency: np.ndarray
 
 
-def fit_pieces(summary: ir.Table, fitted: FittedModels, valuation: Valuation) -> list[FitPieces]:
-    """Evaluate every fitted model once on its customers' distinct histories and frequencies."""
+def history_groups(summary: ir.Table, group_cols: Sequence[str]) -> dict[str, np.ndarray]:
+    """One engine query: customers (``n``) and summed mean spend (``msum``) per (group, history).
+
+    The result is small (distinct histories times segments), so it comes back as numpy
+    arrays: every valuation piece and every segment total is computed from it.
+    """
+    grouped = (
+        summary.group_by([*group_cols, *HISTORY_KEY])
+        .aggregate(n=summary.count(), msum=summary.monetary_value.sum())
+        .to_pyarrow()
+    )
+    return {
+        name: np.asarray(grouped[name].to_numpy(zero_copy_only=False))
+        for name in grouped.column_names
+    }
+
+
+def fit_pieces(
+    summary: ir.Table,
+    fitted: FittedModels,
+    valuation: Valuation,
+    *,
+    groups: dict[str, np.ndarray] | None = None,
+) -> list[FitPieces]:
+    """Evaluate every fitted model once on its customers' distinct histories and frequencies.
+
+    ``groups`` (from :func:`history_groups` with columns including the fit's model key)
+    saves the engine query.
+    """
     key = list(fitted.model_key)
-    summary = prepare_summary(summary, fitted.request.segment_by)
     horizon = valuation.horizon_for(
         fitted.request.time_unit, [f.purchase_model for f in fitted.fits]
     )
-    hist = summary.select(*key, *HISTORY_KEY).distinct().to_pyarrow()
-    freq = summary.select(*key, "frequency").distinct().to_pyarrow()
+    if groups is None:
+        summary = prepare_summary(summary, fitted.request.segment_by)
+        groups = history_groups(summary, key)
     out = []
     for fit in fitted.fits:
-        h = _rows_of(hist, key, fit)
-        purchase, spend = _models(fit)
-        values = clv.history_values(
-            purchase,
-            h["frequency"].astype(float),
-            h["recency"].astype(float),
-            h["T"].astype(float),
-            horizon,
+        rows = np.flatnonzero(_rows_of(groups, key, fit))
+        x, t_x, T = (groups[c][rows].astype(float) for c in HISTORY_KEY)
+        hist_codes, hist_unique = pd.MultiIndex.from_arrays([x, t_x, T]).factorize()
+        freq_codes, freq_unique = pd.factorize(x)
+        h = {c: np.full(len(hist_unique), fit.segment[c], dtype=object) for c in key}
+        h.update(
+            {c: np.asarray(hist_unique.get_level_values(i)) for i, c in enumerate(HISTORY_KEY)}
         )
-        f = _rows_of(freq, key, fit)
-        coefficients = clv.spend_coefficients(spend, f["frequency"].astype(float))
-        out.append(FitPieces(fit, h, values, f, coefficients))
+        f = {c: np.full(len(freq_unique), fit.segment[c], dtype=object) for c in key}
+        f["frequency"] = np.asarray(freq_unique, dtype=float)
+        purchase, spend = _models(fit)
+        values = clv.history_values(purchase, h["frequency"], h["recency"], h["T"], horizon)
+        coefficients = clv.spend_coefficients(spend, f["frequency"])
+        out.append(FitPieces(fit, h, values, f, coefficients, rows, hist_codes, freq_codes))
     return out
 
 
@@ -234,14 +254,12 @@ def _prediction_tables(
     return _arrow(hist_cols, key), _arrow(spend_cols, key)
 
 
-def _rows_of(table: pa.Table, key: Sequence[str], fit: SegmentFit) -> dict[str, np.ndarray]:
-    mask = np.ones(table.num_rows, dtype=bool)
+def _rows_of(groups: dict[str, np.ndarray], key: Sequence[str], fit: SegmentFit) -> np.ndarray:
+    """Mask of the grouped rows whose model-key columns equal the fit's segment."""
+    mask = np.ones(groups["n"].shape[0], dtype=bool)
     for c in key:
-        mask &= np.asarray(table[c].to_pylist(), dtype=object) == fit.segment[c]
-    return {
-        name: np.asarray(table[name].to_numpy(zero_copy_only=False))[mask]
-        for name in table.column_names
-    }
+        mask &= groups[c].astype(object) == fit.segment[c]
+    return mask
 
 
 def _extend(cols: dict[str, list[np.ndarray]], values: dict[str, np.ndarray]) -> None:
@@ -296,18 +314,9 @@ def segment_table(
     by = list(fitted.request.segment_by if by is None else by)
     key = list(fitted.model_key)
     summary = prepare_summary(summary, list(dict.fromkeys([*by, *fitted.request.segment_by])))
-    pieces = fit_pieces(summary, fitted, valuation)
-    group_cols = list(dict.fromkeys([*by, *key]))
-    grouped = (
-        summary.group_by([*group_cols, *HISTORY_KEY])
-        .aggregate(n=summary.count(), msum=summary.monetary_value.sum())
-        .to_pyarrow()
-    )
-    cols = {
-        name: np.asarray(grouped[name].to_numpy(zero_copy_only=False))
-        for name in grouped.column_names
-    }
-    totals = _group_totals(cols, pieces, fitted, valuation, by)
+    groups = history_groups(summary, list(dict.fromkeys([*by, *key])))
+    pieces = fit_pieces(summary, fitted, valuation, groups=groups)
+    totals = _group_totals(groups, pieces, valuation, by)
     medians = _medians(score_customers(summary, fitted, valuation, pieces=pieces), by)
     rows = [
         _row(segment, parts, medians.get(label, float("nan")), valuation)
@@ -334,34 +343,32 @@ class _Part:
 
 
 def _group_totals(
-    cols: dict[str, np.ndarray],
+    groups: dict[str, np.ndarray],
     pieces: Sequence[FitPieces],
-    fitted: FittedModels,
     valuation: Valuation,
     by: Sequence[str],
 ) -> dict[tuple[str, ...], tuple[dict[str, str], list[_Part]]]:
-    """Per report segment (keyed by its values): the segment and one total per fitted model."""
-    key = list(fitted.model_key)
+    """Per report segment (keyed by its values): the segment and one total per fitted model.
+
+    ``groups`` is the grouped table the ``pieces`` were computed from (:func:`fit_pieces`).
+    """
     out: dict[tuple[str, ...], tuple[dict[str, str], list[_Part]]] = {}
     for index, piece in enumerate(pieces):
-        mask = np.ones(cols["n"].shape[0], dtype=bool)
-        for c in key:
-            mask &= cols[c].astype(object) == piece.fit.segment[c]
-        if not mask.any():
+        rows = piece.groups
+        if rows.size == 0:
             continue
-        x, t_x, T = (cols[c][mask].astype(float) for c in HISTORY_KEY)
-        rows = piece.history_index(x, t_x, T)
-        hv = _take(piece.values, rows)
-        sc = _take(piece.spend, piece.frequency_index(x))
+        hv = _take(piece.values, piece.group_history)
+        sc = _take(piece.spend, piece.group_frequency)
         purchase, spend = _models(piece.fit)
         p_cov = clv._log_covariance(purchase)
         s_cov = None if spend is None else clv._log_covariance(spend)
-        labels = pd.MultiIndex.from_arrays([cols[c][mask].astype(str) for c in by]) if by else None
-        codes, uniques = (
-            pd.factorize(labels) if labels is not None else (np.zeros(int(mask.sum()), int), [()])
-        )
-        n = cols["n"][mask].astype(float)
-        msum = cols["msum"][mask].astype(float)
+        if by:
+            labels = pd.MultiIndex.from_arrays([groups[c][rows].astype(str) for c in by])
+            codes, uniques = pd.factorize(labels)
+        else:
+            codes, uniques = np.zeros(rows.size, dtype=int), [()]
+        n = groups["n"][rows].astype(float)
+        msum = groups["msum"][rows].astype(float)
         for code, label in enumerate(uniques):
             sel = codes == code
             part_hv, part_sc = _take(hv, sel), _take(sc, sel)
