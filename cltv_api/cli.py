@@ -72,7 +72,9 @@ def _input_args(p: argparse.ArgumentParser) -> None:
     e = p.add_argument_group("engine")
     e.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb")
     e.add_argument(
-        "--memory-limit", default="4GB", help="DuckDB memory limit before spilling to disk"
+        "--memory-limit",
+        default="1GB",
+        help="DuckDB memory limit before spilling to disk (e.g. 512MB, 8GB)",
     )
     e.add_argument("--time-unit", choices=["days", "weeks", "months"], default="weeks")
     e.add_argument("--observation-end", help="last day observed (default: the latest transaction)")

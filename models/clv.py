@@ -387,6 +387,10 @@ class HistoryValues:
     prob_alive: FloatArray
 
 
+HISTORY_CHUNK = 65_536
+"""Histories evaluated at a time by :func:`history_values` (bounds its temporary memory)."""
+
+
 def history_values(
     model: PurchaseModel,
     frequency: ArrayLike,
@@ -394,16 +398,48 @@ def history_values(
     T: ArrayLike,
     horizon: Horizon,
 ) -> HistoryValues:
-    """Evaluate a fitted purchase model on unique histories for CLTV over ``horizon``."""
+    """Evaluate a fitted purchase model on unique histories for CLTV over ``horizon``.
+
+    Histories are evaluated in chunks of :data:`HISTORY_CHUNK`, so the temporaries of the
+    finite-difference gradient stay a few tens of MB however many histories there are.
+    """
     x = as_float_array(frequency, "frequency")
     t_x = as_float_array(recency, "recency")
     age = as_float_array(T, "T")
     theta = model._theta()
+    cov = _log_covariance(model)
+    chunks = [
+        _history_values_chunk(model, theta, cov, horizon, x[s], t_x[s], age[s])
+        for s in _chunks(x.shape[0], HISTORY_CHUNK)
+    ]
+    if len(chunks) == 1:
+        return chunks[0]
+    return HistoryValues(
+        *(
+            np.concatenate([getattr(c, name) for c in chunks])
+            for name in HistoryValues.__dataclass_fields__
+        )
+    )
+
+
+def _chunks(n: int, size: int) -> list[slice]:
+    """Slices covering ``range(n)`` in pieces of at most ``size`` (one empty slice for n = 0)."""
+    return [slice(start, start + size) for start in range(0, max(n, 1), size)]
+
+
+def _history_values_chunk(
+    model: PurchaseModel,
+    theta: FloatArray,
+    cov: FloatArray,
+    horizon: Horizon,
+    x: FloatArray,
+    t_x: FloatArray,
+    age: FloatArray,
+) -> HistoryValues:
     dep = _discounted_purchases(model, theta, horizon, x, t_x, age)
     grad = _log_gradient(
         lambda th: _discounted_purchases(model, th, horizon, x, t_x, age), theta, 1e-6, base=dep
     )
-    cov = _log_covariance(model)
     variance = np.einsum("ni,ij,nj->n", grad, np.nan_to_num(cov), grad)
     if not np.all(np.isfinite(cov)):
         variance = np.full_like(dep, np.nan)
