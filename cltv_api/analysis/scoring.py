@@ -180,6 +180,23 @@ def history_groups(summary: ir.Table, group_cols: Sequence[str]) -> dict[str, np
     }
 
 
+def fit_histories(
+    groups: dict[str, np.ndarray], key: Sequence[str], fit: SegmentFit
+) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    """The distinct histories of one fitted model's customers in a grouped table.
+
+    Returns the positions of the fit's rows in ``groups`` (from :func:`history_groups`), the
+    distinct (model key, frequency, recency, T) rows among them, and for each of the fit's
+    rows the position of its history in those distinct rows.
+    """
+    rows = np.flatnonzero(_rows_of(groups, key, fit))
+    x, t_x, T = (groups[c][rows].astype(float) for c in HISTORY_KEY)
+    codes, unique = pd.MultiIndex.from_arrays([x, t_x, T]).factorize()
+    h = {c: np.full(len(unique), fit.segment[c], dtype=object) for c in key}
+    h.update({c: np.asarray(unique.get_level_values(i)) for i, c in enumerate(HISTORY_KEY)})
+    return rows, h, np.asarray(codes, dtype=np.intp)
+
+
 def fit_pieces(
     summary: ir.Table,
     fitted: FittedModels,
@@ -201,14 +218,8 @@ def fit_pieces(
         groups = history_groups(summary, key)
     out = []
     for fit in fitted.fits:
-        rows = np.flatnonzero(_rows_of(groups, key, fit))
-        x, t_x, T = (groups[c][rows].astype(float) for c in HISTORY_KEY)
-        hist_codes, hist_unique = pd.MultiIndex.from_arrays([x, t_x, T]).factorize()
-        freq_codes, freq_unique = pd.factorize(x)
-        h = {c: np.full(len(hist_unique), fit.segment[c], dtype=object) for c in key}
-        h.update(
-            {c: np.asarray(hist_unique.get_level_values(i)) for i, c in enumerate(HISTORY_KEY)}
-        )
+        rows, h, hist_codes = fit_histories(groups, key, fit)
+        freq_codes, freq_unique = pd.factorize(groups["frequency"][rows].astype(float))
         f = {c: np.full(len(freq_unique), fit.segment[c], dtype=object) for c in key}
         f["frequency"] = np.asarray(freq_unique, dtype=float)
         purchase, spend = _models(fit)

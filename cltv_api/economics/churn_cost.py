@@ -47,7 +47,8 @@ from cltv_api.analysis.scoring import (
     _arrow,
     _extend,
     _models,
-    _rows_of,
+    fit_histories,
+    history_groups,
     prepare_summary,
     score_customers,
 )
@@ -220,10 +221,10 @@ def attach_step_factors(
     key = list(fitted.model_key)
     prepared = prepare_summary(summary, fitted.request.segment_by)
     horizon = valuation.horizon_for(fitted.request.time_unit)
-    hist = prepared.select(*key, *HISTORY_KEY).distinct().to_pyarrow()
+    groups = history_groups(prepared, key)
     cols: dict[str, list[np.ndarray]] = {}
     for fit in fitted.fits:
-        rows = _rows_of(hist, key, fit)
+        _, rows, _ = fit_histories(groups, key, fit)
         x, t_x, age = (rows[c].astype(float) for c in HISTORY_KEY)
         purchase, _ = _models(fit)
         more, less = step_churn_factors(purchase, x, t_x, age, horizon, delta)
