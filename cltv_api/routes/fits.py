@@ -23,6 +23,8 @@ from cltv_api.schemas.fits import (
     CustomerDetail,
     CustomerPage,
     CustomerSort,
+    DistributionMetric,
+    DistributionOut,
     FitCreate,
     FitList,
     FitOut,
@@ -289,3 +291,49 @@ def fit_customer(
 ) -> CustomerDetail:
     fit = _loaded_fit(session, principal.workspace.id, fit_id)
     return CustomerDetail.model_validate(service.one_customer(settings, fit, params, customer_id))
+
+
+@router.get(
+    "/{fit_id}/distribution",
+    response_model=DistributionOut,
+    summary="Histogram of the customers' P(alive), CLTV or expected purchases (all customers or "
+    "one segment)",
+    description="Bin edges and customer counts, aggregated inside the engine. `p_alive` is "
+    "binned over [0, 1]; `clv` and `expected_purchases` (over the valuation horizon) from their "
+    "smallest to their largest value. Choose a segment with `segment=column=value` (several "
+    "columns joined with `, `, as in the segment table and business cases) or "
+    "`segment.<column>=<value>`.",
+    responses=problem_responses(404, 409),
+)
+def fit_distribution(
+    fit_id: FitId,
+    principal: ReadAccess,
+    session: SessionDep,
+    settings: SettingsDep,
+    params: ValuationDep,
+    request: Request,
+    metric: Annotated[
+        DistributionMetric, Query(description="The per-customer value to bin.")
+    ] = "p_alive",
+    bins: Annotated[
+        int,
+        Query(
+            ge=1,
+            le=service.MAX_DISTRIBUTION_BINS,
+            description=f"Bins of equal width (1..{service.MAX_DISTRIBUTION_BINS}).",
+        ),
+    ] = 20,
+    segment: Annotated[
+        str | None,
+        Query(
+            max_length=1000,
+            description="`column=value` (several joined with `, `); empty or `all customers`: "
+            "every customer.",
+        ),
+    ] = None,
+) -> DistributionOut:
+    fit = _loaded_fit(session, principal.workspace.id, fit_id)
+    available = (fit.result or {}).get("segment_columns", [])
+    chosen = {**service.parse_segment(segment, available), **_segment_filters(request)}
+    report = service.distribution(settings, fit, params, metric=metric, bins=bins, segment=chosen)
+    return DistributionOut.model_validate(report)

@@ -16,6 +16,7 @@ PurchaseModelName = Literal["bgnbd", "pnbd", "mbgnbd", "bgbb", "auto"]
 SpendModelName = Literal["gamma_gamma", "none"]
 FitStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 CustomerSort = Literal["clv", "-clv", "p_alive", "-p_alive"]
+DistributionMetric = Literal["p_alive", "clv", "expected_purchases"]
 
 MAX_SEGMENT_COLUMNS = 5
 
@@ -286,6 +287,22 @@ class Conventions(BaseModel):
     observation_end: date
 
 
+CONVENTIONS_EXAMPLE: dict[str, Any] = {
+    "time_unit": "weeks",
+    "horizon": 12,
+    "horizon_unit": "months",
+    "horizon_in_time_units": 52.18,
+    "discount_rate_annual_effective": 0.1,
+    "discount_rate_per_step": 0.00797,
+    "cash_flow_timing": "end of each horizon step (1 months)",
+    "margin": 0.3,
+    "currency": "USD",
+    "interval_level": 0.95,
+    "interval_method": "delta method on the log scale",
+    "observation_end": "1998-06-30",
+}
+
+
 class SegmentRowOut(BaseModel):
     """CLTV of one segment over the horizon; money in the data's currency."""
 
@@ -312,20 +329,7 @@ class SegmentTableOut(BaseModel):
                 {
                     "fit_id": "fit_2k9x0c3v5b1n8q4w6e7d",
                     "by": ["channel"],
-                    "conventions": {
-                        "time_unit": "weeks",
-                        "horizon": 12,
-                        "horizon_unit": "months",
-                        "horizon_in_time_units": 52.18,
-                        "discount_rate_annual_effective": 0.1,
-                        "discount_rate_per_step": 0.00797,
-                        "cash_flow_timing": "end of each horizon step (1 months)",
-                        "margin": 0.3,
-                        "currency": "USD",
-                        "interval_level": 0.95,
-                        "interval_method": "delta method on the log scale",
-                        "observation_end": "1998-06-30",
-                    },
+                    "conventions": CONVENTIONS_EXAMPLE,
                     "segments": [
                         {
                             "segment": {"channel": "Online"},
@@ -419,3 +423,47 @@ class CustomerDetail(CustomerOut):
 class CustomerPage(Page):
     conventions: Conventions
     items: list[CustomerOut]
+
+
+class DistributionOut(BaseModel):
+    """Histogram of one per-customer value: ``counts[i]`` customers have a value in
+    [``edges[i]``, ``edges[i+1]``) (the last bin includes its right edge)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "fit_id": "fit_2k9x0c3v5b1n8q4w6e7d",
+                    "metric": "p_alive",
+                    "description": "probability that the customer is active at the "
+                    "observation end (0..1)",
+                    "segment": {"channel": "Online"},
+                    "bins": 4,
+                    "edges": [0.0, 0.25, 0.5, 0.75, 1.0],
+                    "counts": [3120, 1410, 2230, 6204],
+                    "customers": 12964,
+                    "missing": 0,
+                    "mean": 0.61,
+                    "min": 0.004,
+                    "max": 0.998,
+                    "conventions": CONVENTIONS_EXAMPLE,
+                }
+            ]
+        }
+    )
+
+    fit_id: str
+    metric: DistributionMetric
+    description: str = Field(description="What the metric is, with its unit.")
+    segment: dict[str, str] = Field(description="The segment's values (empty: all customers).")
+    bins: int
+    edges: list[float] = Field(
+        description="bins + 1 increasing edges: [0, 1] for p_alive, else the values' range."
+    )
+    counts: list[int] = Field(description="Customers per bin.")
+    customers: int = Field(description="Customers in the segment (binned + missing).")
+    missing: int = Field(description="Customers without a finite value (in no bin).")
+    mean: float | None
+    min: float | None
+    max: float | None
+    conventions: Conventions

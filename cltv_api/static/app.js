@@ -1,6 +1,9 @@
-// The cltv web page: the quick calculator (GET /v1/calculator, inputs kept in the URL) and the
-// "From data" panel (preview, upload, fit, CLTV per segment). No framework, no build step; the
-// chart library (uPlot) is the global `uPlot` from /static/vendor. All strings are in i18n.js.
+// The cltv web page: the quick calculator (GET /v1/calculator, inputs kept in the URL), the
+// "From data" panel (preview, upload, fit, CLTV per segment, the customers' P(active)
+// histogram) and the business case of a CX initiative (POST /v1/business-cases: NPV, ROI,
+// payback, break-even, cash flows, tornado, XLSX). The page computes no economics itself: every
+// figure is the API's. No framework, no build step; the chart library (uPlot) is the global
+// `uPlot` from /static/vendor. All strings are in i18n.js.
 
 import { API_MESSAGES, LANGUAGES, LOCALES, STRINGS } from "./i18n.js";
 
@@ -11,6 +14,10 @@ const PREVIEW_ROWS = 10;
 const CHART_HEIGHT = 260;
 const CHART_MIN_SURVIVAL = 0.005; // an unlimited horizon is drawn until survival falls below this
 const CHART_MIN_PERIODS = 12;
+const DIST_BINS = 20;
+const ALL_SEGMENTS = "*"; // effects for every segment of a business case
+const ALL_CUSTOMERS = "all customers"; // a fit's only segment when it reports no columns
+const XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
 const $ = (selector, root = document) => root.querySelector(selector);
 const $$ = (selector, root = document) => [...root.querySelectorAll(selector)];
@@ -19,6 +26,8 @@ const state = {
   lang: "en",
   calc: { seq: 0, timer: null, controller: null, result: null, problem: null, chart: null },
   data: { file: null, preview: null, dataset: null, fitId: null, report: null, sort: null },
+  dist: { seq: 0, body: null, chart: null },
+  case: { doc: null, churn: null, flowChart: null, segmentsOf: null },
 };
 
 /** An error already shown to the user (next to a field or in the status line). */
@@ -51,12 +60,17 @@ function applyStaticStrings() {
   }
 }
 
-/** The API's field message in the interface language (as written by the API if unknown). */
+/** The API's field message in the interface language (as written by the API if unknown);
+ * numbers the API gives as shares are shown in percent where the entry says so. */
 function localMessage(apiMessage, isPercent) {
   for (const entry of API_MESSAGES) {
     if (entry.percent && !isPercent) continue;
     const match = apiMessage.match(entry.match);
-    if (match) return entry[state.lang].replace(/\{(\d)\}/g, (_, i) => match[Number(i)] ?? "");
+    if (!match) continue;
+    return entry[state.lang].replace(/\{(\d)\}/g, (_, i) => {
+      const text = match[Number(i)] ?? "";
+      return entry.percentArgs?.includes(Number(i)) ? fmt.percent(Number(text), 4) : text;
+    });
   }
   return apiMessage;
 }
@@ -262,6 +276,7 @@ function setText(selector, text) {
 }
 
 function renderCalc() {
+  renderCaseBaseline();
   for (const el of calcInputs()) clearFieldError(el);
   const section = $("#calc-form").closest("section");
   setCurrency(section, $("#in-currency").value.trim() || "RUB");
@@ -605,6 +620,7 @@ async function previewFile(file) {
   clearDataErrors();
   for (const id of ["#preview", "#dataset", "#segments", "#progress-box"]) $(id).hidden = true;
   state.data = { ...state.data, file, preview: null, dataset: null, fitId: null, report: null };
+  renderCaseBaseline();
   if (!file) return;
   setDataStatus(t("d.previewing"));
   const form = new FormData();
@@ -868,6 +884,8 @@ async function loadSegments() {
   setDataStatus(t("d.fitted"));
   renderSegments();
   $("#segments").hidden = false;
+  fillDistributionSegments();
+  await Promise.all([loadDistribution(), loadCaseSegments()]);
 }
 
 const SEGMENT_COLUMNS = [
@@ -1015,6 +1033,155 @@ async function downloadCsv() {
   setDataStatus(t("d.downloaded"));
 }
 
+// ------------------------------------------------------------ distribution of customers
+
+/** The segment's name as the API takes it: `column=value`, several joined with ", ". */
+function segmentKey(row) {
+  return Object.entries(row.segment)
+    .map(([column, value]) => `${column}=${value}`)
+    .join(", ");
+}
+
+function fillDistributionSegments() {
+  const report = state.data.report;
+  const select = $("#dist-segment");
+  const chosen = select.value;
+  select.replaceChildren(
+    option("", t("d.total")),
+    ...report.segments.map((row) => option(segmentKey(row), segmentLabel(row))),
+  );
+  if ([...select.options].some((o) => o.value === chosen)) select.value = chosen;
+}
+
+function distributionUrl() {
+  const params = valuationParams();
+  params.set("metric", $("#dist-metric").value);
+  params.set("bins", String(DIST_BINS));
+  const segment = $("#dist-segment").value;
+  if (segment) params.set("segment", segment);
+  return `/v1/fits/${encodeURIComponent(state.data.fitId)}/distribution?${params}`;
+}
+
+async function loadDistribution() {
+  if (!state.data.fitId || !state.data.report) return;
+  const seq = ++state.dist.seq;
+  const inputs = { ...valuationInputs(), metric: $("#dist-metric"), segment: $("#dist-segment") };
+  for (const input of [inputs.metric, inputs.segment]) clearFieldError(input);
+  $("#distribution").setAttribute("aria-busy", "true");
+  const response = await apiFetch(distributionUrl(), { headers: { Accept: "application/json" } });
+  if (seq !== state.dist.seq) return;
+  $("#distribution").removeAttribute("aria-busy");
+  if (!response.ok) {
+    showDataProblem(await readProblem(response), inputs);
+    return;
+  }
+  state.dist.body = await response.json();
+  renderDistribution();
+}
+
+/** A value of the histogram's metric as the page writes it (P(active) in percent). */
+function distValue(metric, x) {
+  if (metric === "p_alive") return fmt.percent(x, 0);
+  if (metric === "clv") return fmt.money(x);
+  return numberFormat(0, 2).format(x);
+}
+
+function distUnit(body) {
+  if (body.metric === "p_alive") return "%";
+  if (body.metric === "clv") return body.conventions.currency ?? "";
+  return "";
+}
+
+function renderDistribution() {
+  const body = state.dist.body;
+  if (!body) return;
+  const metricName = t(`dist.name.${body.metric}`);
+  const segment = Object.keys(body.segment).length
+    ? Object.values(body.segment).join(" · ")
+    : t("d.total");
+  const unit = distUnit(body);
+  const withUnit = (text) => (unit ? `${text}\u00a0${unit}` : text);
+  setText(
+    "#dist-caption",
+    t("dist.caption", {
+      metric: metricName,
+      segment,
+      customers: fmt.int(body.customers),
+      mean: body.mean === null ? "–" : withUnit(distValue(body.metric, body.mean)),
+      bins: fmt.int(body.bins),
+    }) + (body.missing ? ` ${t("dist.missing", { n: fmt.int(body.missing) })}` : ""),
+  );
+  setText("#dist-table-caption", t("dist.tableCaption", { metric: metricName, segment }));
+  const head = document.createElement("tr");
+  for (const [key, numeric] of [["dist.from", true], ["dist.to", true], ["col.customers", true], ["dist.share", true]]) {
+    const th = cell("th", t(key), numeric ? "num" : "");
+    th.scope = "col";
+    head.append(th);
+  }
+  $("#dist-table thead").replaceChildren(head);
+  const total = Math.max(body.customers - body.missing, 1);
+  $("#dist-table tbody").replaceChildren(
+    ...body.counts.map((count, i) => {
+      const tr = document.createElement("tr");
+      tr.append(
+        cell("td", withUnit(distValue(body.metric, body.edges[i])), "num"),
+        cell("td", withUnit(distValue(body.metric, body.edges[i + 1])), "num"),
+        cell("td", fmt.int(count), "num"),
+        cell("td", fmt.percent(count / total, 1), "num"),
+      );
+      return tr;
+    }),
+  );
+  drawDistribution(body, metricName, unit);
+}
+
+function drawDistribution(body, metricName, unit) {
+  if (typeof window.uPlot !== "function") return;
+  const scale = body.metric === "p_alive" ? 100 : 1;
+  const centers = body.counts.map((_, i) => ((body.edges[i] + body.edges[i + 1]) / 2) * scale);
+  const container = $("#dist-chart");
+  state.dist.chart?.destroy();
+  container.replaceChildren();
+  const axisColor = "#1f2933";
+  const xLabel = unit ? `${metricName}, ${unit}` : metricName;
+  const options = {
+    width: Math.max(200, container.clientWidth),
+    height: CHART_HEIGHT,
+    legend: { show: true },
+    cursor: { drag: { x: false, y: false } },
+    scales: {
+      x: { time: false, range: [body.edges[0] * scale, body.edges[body.edges.length - 1] * scale] },
+      y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] },
+    },
+    axes: [
+      {
+        stroke: axisColor,
+        label: xLabel,
+        values: (u, ticks) => ticks.map((v) => (scale === 100 ? fmt.int(v) : fmt.compact(v))),
+      },
+      {
+        stroke: axisColor,
+        label: t("col.customers"),
+        size: 60,
+        values: (u, ticks) => ticks.map((v) => (Number.isInteger(v) ? fmt.int(v) : "")),
+      },
+    ],
+    series: [
+      { label: xLabel, value: (u, v) => (v == null ? "–" : distValue(body.metric, v / scale)) },
+      {
+        label: t("col.customers"),
+        stroke: "#1d4f91",
+        fill: "rgba(29, 79, 145, 0.55)",
+        width: 1,
+        paths: window.uPlot.paths.bars({ size: [0.92, 200], align: 0 }),
+        points: { show: false },
+        value: (u, v) => (v == null ? "–" : fmt.int(v)),
+      },
+    ],
+  };
+  state.dist.chart = new window.uPlot(options, [centers, body.counts], container);
+}
+
 function initDataPanel() {
   const keyInput = $("#api-key");
   keyInput.value = sessionStorage.getItem(KEY_STORAGE) ?? "";
@@ -1037,6 +1204,671 @@ function initDataPanel() {
     input.addEventListener("change", () => guarded(loadSegments));
   }
   $("#download-csv").addEventListener("click", () => guarded(downloadCsv));
+  $("#dist-form").addEventListener("change", () => guarded(loadDistribution));
+  $("#dist-form").addEventListener("submit", (event) => event.preventDefault());
+}
+
+// ------------------------------------------------------------------------ business case
+
+const caseForm = () => $("#case-form");
+const caseSource = () => $('input[name="case_source"]:checked', caseForm()).value;
+
+/** Number inputs of the case form (text inputs read in the interface language). */
+function caseNumberInputs() {
+  return $$("input[inputmode]", caseForm());
+}
+
+/** An input's value for the API: a number in API units (shares for percent fields), the text
+ * as typed when it is not a number (the API names the field), or undefined when empty. */
+function apiNumber(input) {
+  const raw = input.value.trim();
+  if (raw === "") return undefined;
+  const x = parseNumber(raw);
+  if (x === null) return raw;
+  return tidy(input.dataset.scale === "percent" ? x / 100 : x);
+}
+
+/** The object without its undefined members (an empty field is left to the API's default). */
+function defined(object) {
+  return Object.fromEntries(Object.entries(object).filter(([, value]) => value !== undefined));
+}
+
+function caseCurrency() {
+  if (caseSource() === "fit") return state.data.report?.conventions.currency || "RUB";
+  return state.calc.result?.conventions.currency ?? ($("#in-currency").value.trim() || "RUB");
+}
+
+/** Shows the inputs of the chosen source and what the baseline will be. */
+function renderCaseBaseline() {
+  const fitReady = Boolean(state.data.report);
+  const fitRadio = $("#case-source-fit");
+  fitRadio.disabled = !fitReady;
+  if (!fitReady && fitRadio.checked) {
+    $('input[name="case_source"][value="calculator"]').checked = true;
+  }
+  const source = caseSource();
+  $("#case-calc-box").hidden = source !== "calculator";
+  $("#case-fit-box").hidden = source !== "fit";
+  setText("#case-source-hint", fitReady ? "" : t("bc.fitFirst"));
+  const period = $("#case-period");
+  const calc = state.calc.result;
+  if (source === "calculator") {
+    if (calc) period.value = calc.conventions.period;
+    period.disabled = true;
+    setText("#case-period-hint", t("bc.periodFromCalc"));
+    setText(
+      "#case-calc-summary",
+      calc
+        ? t("bc.calcSummary", {
+            margin: fmt.money(calc.margin_per_period),
+            currency: calc.conventions.currency,
+            period: t(`period.${calc.conventions.period}`),
+            retention: fmt.percent(calc.inputs.retention_rate, 2),
+          })
+        : t("bc.calcInvalid"),
+    );
+  } else {
+    period.disabled = false;
+    setText("#case-period-hint", t("bc.periodFit"));
+  }
+  setCurrency(caseForm(), caseCurrency());
+  const periodName = period.value;
+  for (const el of $$('[data-unit="case-periods"]', caseForm())) {
+    el.textContent = `, ${unitWord(periodName, 5)}`;
+  }
+}
+
+/** After a fit's segment table loaded: the segments to choose and their cost of churn. */
+async function loadCaseSegments() {
+  const report = state.data.report;
+  const boxes = $("#case-segment-boxes");
+  const rows = report.segments.length ? report.segments : [report.total];
+  const previous = new Set($$("input:checked", boxes).map((el) => el.value));
+  const keep = state.case.segmentsOf === state.data.fitId;
+  boxes.replaceChildren(
+    ...rows.map((row) => {
+      const key = segmentKey(row) || ALL_CUSTOMERS;
+      return checkbox("case_segment", key, segmentLabel(row), keep ? previous.has(key) : true);
+    }),
+  );
+  state.case.segmentsOf = state.data.fitId;
+  if (!$("#case-source-fit").checked && !keep) $("#case-source-fit").checked = true;
+  renderCaseBaseline();
+  await loadChurnCost();
+}
+
+async function loadChurnCost() {
+  const report = state.data.report;
+  if (!report) return;
+  const params = valuationParams();
+  for (const column of report.by) params.append("by", column);
+  const url = `/v1/fits/${encodeURIComponent(state.data.fitId)}/churn-cost?${params}`;
+  const response = await apiFetch(url, { headers: { Accept: "application/json" } });
+  if (!response.ok) {
+    state.case.churn = null;
+    showCaseProblem(await readProblem(response));
+    return;
+  }
+  state.case.churn = await response.json();
+  renderChurnCost();
+}
+
+const CHURN_COLUMNS = [
+  { label: "col.segment", text: (row) => segmentLabel(row) },
+  { label: "bc.activeCustomers", text: (row) => fmt.int(row.active_customers), numeric: true },
+  { label: "bc.lostPerChurner", text: (row) => fmt.money(row.value_lost_per_churner), numeric: true },
+  { label: "bc.onePoint", text: (row) => fmt.money(row.cost_of_one_point_more_churn), numeric: true },
+  { label: "bc.atRisk", text: (row) => fmt.int(row.customers_at_risk), numeric: true },
+  { label: "bc.revenueAtRisk", text: (row) => fmt.money(row.revenue_at_risk), numeric: true },
+];
+
+function renderChurnCost() {
+  const churn = state.case.churn;
+  if (!churn) return;
+  const c = churn.conventions;
+  const head = document.createElement("tr");
+  for (const column of CHURN_COLUMNS) {
+    const th = cell("th", t(column.label), column.numeric ? "num" : "");
+    th.scope = "col";
+    head.append(th);
+  }
+  $("#churn-table thead").replaceChildren(head);
+  const row = (r) => {
+    const tr = document.createElement("tr");
+    CHURN_COLUMNS.forEach((column, i) => {
+      const el = cell(i === 0 ? "th" : "td", column.text(r), column.numeric ? "num" : "");
+      if (i === 0) el.scope = "row";
+      tr.append(el);
+    });
+    return tr;
+  };
+  $("#churn-table tbody").replaceChildren(...churn.segments.map(row), row(churn.total));
+  setText(
+    "#churn-note",
+    t("bc.churnNote", {
+      horizon: fmt.int(c.horizon),
+      unit: unitWord("month", c.horizon),
+      currency: c.currency ?? "–",
+      low: fmt.percent(c.at_risk_low, 0),
+      high: fmt.percent(c.at_risk_high, 0),
+    }),
+  );
+}
+
+function npsShift() {
+  const value = (id) => apiNumber($(id));
+  const toPassive = value("#case-nps-passive");
+  const toPromoter = value("#case-nps-promoter");
+  if (!toPassive && !toPromoter) return undefined; // no shift: the group figures are not used
+  const group = (prefix) =>
+    defined({ retention: value(`#case-nps-${prefix}-retention`), margin_per_period: value(`#case-nps-${prefix}-margin`) });
+  return {
+    counts: defined({
+      promoters: value("#case-nps-p-share"),
+      passives: value("#case-nps-a-share"),
+      detractors: value("#case-nps-d-share"),
+    }),
+    promoters: group("p"),
+    passives: group("a"),
+    detractors: group("d"),
+    ...defined({ detractors_to_passive: toPassive, detractors_to_promoter: toPromoter }),
+  };
+}
+
+/** The business case as POST /v1/business-cases takes it, or null (the reason shown). */
+function caseBody() {
+  const value = (id) => apiNumber($(id));
+  const name = $("#case-name").value.trim();
+  const initiative = defined({
+    name,
+    currency: caseCurrency(),
+    one_off_cost: value("#case-one-off"),
+    running_cost_per_period: value("#case-running"),
+    start_period: value("#case-start"),
+    horizon_periods: value("#case-horizon"),
+    annual_discount_rate: value("#case-discount"),
+    period: $("#case-period").value,
+  });
+  let baseline;
+  if (caseSource() === "fit") {
+    const margin = apiNumber($("#fit-margin"));
+    baseline = defined({
+      kind: "fit",
+      fit_id: state.data.fitId,
+      by: state.data.report.by,
+      segments: $$('#case-segment-boxes input:checked').map((el) => el.value),
+      margin,
+    });
+  } else {
+    const calc = state.calc.result;
+    if (!calc) {
+      setText("#case-status", t("bc.calcInvalid"));
+      return null;
+    }
+    baseline = {
+      kind: "manual",
+      segments: [
+        defined({
+          name: t("bc.calcSegmentName"),
+          customers: value("#case-customers"),
+          margin_per_customer: calc.margin_per_period,
+          retention: calc.inputs.retention_rate,
+        }),
+      ],
+    };
+  }
+  const effects = defined({
+    churn_reduction_points: value("#case-churn"),
+    spend_uplift: value("#case-spend"),
+    nps_shift: npsShift(),
+  });
+  return { name, initiative, baseline, effects: { [ALL_SEGMENTS]: effects } };
+}
+
+/** The input of the page that an API field path names (`body.initiative.one_off_cost`), or
+ * null. Effects are sent for every segment (`*`); a longer path falls back to its parents. */
+function caseInputFor(field) {
+  const path = String(field).replace(/^body\./, "").split(".");
+  if (path[0] === "effects" && path.length > 1) path[1] = ALL_SEGMENTS;
+  const byPath = new Map($$("[data-api]", caseForm()).map((el) => [el.dataset.api, el]));
+  byPath.set("baseline.margin", $("#fit-margin"));
+  for (let n = path.length; n > 0; n--) {
+    const el = byPath.get(path.slice(0, n).join(".").replace(".profile.", "."));
+    if (el && !el.closest("[hidden]")) return el;
+  }
+  return null;
+}
+
+function clearCaseErrors() {
+  for (const el of [...$$("[data-api]", caseForm()), $("#fit-margin")]) clearFieldError(el);
+  const box = $("#case-errors");
+  box.replaceChildren();
+  box.hidden = true;
+}
+
+/** Problem details: each field error next to its input, the rest listed under the form. */
+function showCaseProblem(problem) {
+  const listed = [];
+  let first = null;
+  for (const error of problem.errors ?? []) {
+    const input = caseInputFor(error.field);
+    if (!input) {
+      listed.push(error);
+      continue;
+    }
+    const details = input.closest("details");
+    if (details) details.open = true;
+    showFieldError(input, localMessage(error.message, input.dataset.scale === "percent"));
+    first ??= input;
+  }
+  setText("#case-status", problem.errors?.length ? t("bc.invalid") : "");
+  if (listed.length || !problem.errors?.length) {
+    const detail = cell("p", problem.detail ?? problem.title ?? "");
+    const list = document.createElement("ul");
+    for (const error of listed) {
+      list.append(cell("li", `${error.field}: ${error.message}${error.value == null ? "" : ` (${error.value})`}`));
+    }
+    $("#case-errors").replaceChildren(detail, ...(listed.length ? [list] : []));
+    $("#case-errors").hidden = false;
+  }
+  first?.focus();
+}
+
+async function buildCase() {
+  clearCaseErrors();
+  const body = caseBody();
+  if (!body) return;
+  $("#case-button").disabled = true;
+  $("#case-panel").setAttribute("aria-busy", "true");
+  setText("#case-status", t("bc.building"));
+  try {
+    const response = await apiFetch("/v1/business-cases", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify(body),
+    });
+    if (!response.ok) {
+      showCaseProblem(await readProblem(response));
+      return;
+    }
+    state.case.doc = await response.json();
+  } finally {
+    $("#case-button").disabled = false;
+    $("#case-panel").removeAttribute("aria-busy");
+  }
+  setText("#case-status", t("bc.built"));
+  $("#case-results").hidden = false;
+  renderCase();
+}
+
+/** A number of periods with its unit word, or "not reached". */
+function periodsText(x, period) {
+  return x === null ? [t("bc.notReached"), ""] : [fmt.periods(x), unitWord(period, x, 1)];
+}
+
+function renderCase() {
+  const doc = state.case.doc;
+  if (!doc) return;
+  const r = doc.result;
+  const c = r.conventions;
+  for (const el of $$('[data-unit="case-currency"]', $("#case-results"))) el.textContent = c.currency;
+  setText(
+    "#case-version",
+    t("bc.version", { name: doc.name, version: fmt.int(doc.version), date: formatDate(doc.created_at) }),
+  );
+  setText("#case-npv", fmt.money(r.npv));
+  setText(
+    "#case-npv-note",
+    t(c.timing === "end" ? "bc.npvNoteEnd" : "bc.npvNoteStart", {
+      annual: fmt.percent(c.annual_discount_rate, 2),
+      per: fmt.percent(c.discount_rate_per_period, 3),
+      period: t(`period.${c.period}`),
+    }),
+  );
+  setText("#case-roi", r.roi === null ? "–" : fmt.percent(r.roi, 1));
+  $("#case-roi-unit").hidden = r.roi === null;
+  const [payback, paybackUnit] = periodsText(r.payback_periods, c.period);
+  setText("#case-payback", payback);
+  setText("#case-payback-unit", paybackUnit);
+  setText("#case-payback-note", t("bc.paybackNote"));
+  const [discounted, discountedUnit] = periodsText(r.discounted_payback_periods, c.period);
+  setText("#case-dpayback", discounted);
+  setText("#case-dpayback-unit", discountedUnit);
+  setText("#case-pv-benefits", fmt.money(r.pv_benefits));
+  setText("#case-pv-costs", fmt.money(r.pv_costs));
+  renderBreakEven(r.break_even);
+  drawCashFlows(r);
+  renderTornado(r.tornado, c);
+}
+
+const EFFECT_LEAVES = ["churn_reduction_points", "spend_uplift", "detractors_to_passive", "detractors_to_promoter"];
+
+function renderBreakEven(be) {
+  const list = $("#case-breakeven-list");
+  if (!be) {
+    setText("#case-breakeven", "–");
+    setText("#case-breakeven-unit", "");
+    setText("#case-breakeven-note", t("bc.noBreakEven"));
+    list.replaceChildren();
+    return;
+  }
+  setText("#case-breakeven", fmt.percent(be.scale, 1));
+  setText("#case-breakeven-unit", t("bc.ofExpected"));
+  setText("#case-breakeven-note", t(be.scale <= 1 ? "bc.breakEvenBelow" : "bc.breakEvenAbove"));
+  const seen = new Set();
+  const items = [];
+  for (const effect of be.effects) {
+    const leaf = effect.input.split(".").pop();
+    if (seen.has(leaf) || !EFFECT_LEAVES.includes(leaf) || effect.value === 0) continue;
+    seen.add(leaf);
+    items.push(
+      cell(
+        "li",
+        t("bc.breakEvenItem", {
+          input: inputLabel(effect.input, 1),
+          value: inputValue(effect.input, effect.break_even_value),
+          expected: inputValue(effect.input, effect.value),
+        }) + (effect.capped ? ` ${t("bc.capped")}` : ""),
+      ),
+    );
+  }
+  list.replaceChildren(...items);
+}
+
+/** An input path of the case (`segments[0].effects.spend_uplift`) in words. */
+function inputLabel(path, segmentCount) {
+  const match = path.match(/^segments\[(\d+)\]\.(?:baseline|effects)\.(.*)$/);
+  const rest = (match ? match[2] : path).replace("nps_shift.profile.", "nps_shift.");
+  const parts = rest.split(".");
+  const leaf = parts.pop();
+  const parent = parts.pop();
+  let label = t(`input.${leaf}`);
+  if (["promoters", "passives", "detractors"].includes(parent)) {
+    label = `${t(`bc.${parent}`)}: ${label}`;
+  } else if (parent === "counts") {
+    label = `${t(`bc.${leaf}`)}: ${t("input.share")}`;
+  }
+  if (match && segmentCount > 1) {
+    const name = state.case.doc?.result.segments[Number(match[1])]?.name;
+    if (name) label = `${name}: ${label}`;
+  }
+  return label;
+}
+
+const PERCENT_INPUTS = new Set([
+  "annual_discount_rate", "retention", "churn_reduction_share", "spend_uplift", "frequency_uplift",
+  "detractors_to_passive", "detractors_to_promoter", "promoters", "passives", "detractors",
+]);
+const MONEY_INPUTS = new Set([
+  "one_off_cost", "running_cost_per_period", "margin_per_customer", "margin_per_period",
+  "value_per_new_customer", "new_customer_value",
+]);
+
+/** An input's value in the page's units: money, percent, points, periods or a factor. */
+function inputValue(path, x) {
+  const leaf = path.split(".").pop();
+  if (leaf === "churn_reduction_points") return `${numberFormat(0, 2).format(x * 100)}\u00a0${t("bc.pp")}`;
+  if (PERCENT_INPUTS.has(leaf)) return `${fmt.percent(x, 2)}\u00a0%`;
+  if (MONEY_INPUTS.has(leaf)) return fmt.money(x);
+  if (leaf === "value_per_period") return `×${numberFormat(2, 2).format(x)}`;
+  if (["horizon_periods", "start_period", "renewals"].includes(leaf)) return fmt.int(x);
+  return numberFormat(0, 2).format(x);
+}
+
+function drawCashFlows(r) {
+  const c = r.conventions;
+  const flows = r.periods;
+  const period = t(`period.${c.period}`);
+  const last = flows[flows.length - 1];
+  setText(
+    "#case-flow-caption",
+    t("bc.flowCaption", {
+      n: fmt.int(last.period),
+      periods: unitWord(c.period, last.period),
+      pv: fmt.money(last.cumulative_present_value),
+      currency: c.currency,
+    }),
+  );
+  if (typeof window.uPlot !== "function") return;
+  const container = $("#case-flow-chart");
+  state.case.flowChart?.destroy();
+  container.replaceChildren();
+  const money = (u, v) => (v == null ? "–" : `${fmt.money(v)} ${c.currency}`);
+  const options = {
+    width: Math.max(200, container.clientWidth),
+    height: CHART_HEIGHT,
+    cursor: { drag: { x: false, y: false } },
+    scales: { x: { time: false, range: [-0.5, last.period + 0.5] } },
+    axes: [
+      {
+        stroke: "#1f2933",
+        label: t("chart.period", { period }),
+        values: (u, ticks) => ticks.map((v) => (Number.isInteger(v) ? fmt.int(v) : "")),
+      },
+      {
+        stroke: "#1f2933",
+        label: c.currency,
+        size: 64,
+        values: (u, ticks) => ticks.map((v) => fmt.compact(v)),
+      },
+    ],
+    series: [
+      { label: t("chart.period", { period }), value: (u, v) => (v == null ? "–" : fmt.int(v)) },
+      {
+        label: t("bc.netFlow"),
+        stroke: "#52606d",
+        fill: "rgba(82, 96, 109, 0.45)",
+        width: 1,
+        paths: window.uPlot.paths.bars({ size: [0.7, 40], align: 0 }),
+        points: { show: false },
+        value: money,
+      },
+      { label: t("bc.cumulativePv"), stroke: "#1d4f91", width: 2, value: money },
+    ],
+  };
+  const data = [
+    flows.map((p) => p.period),
+    flows.map((p) => p.net_cash_flow),
+    flows.map((p) => p.cumulative_present_value),
+  ];
+  state.case.flowChart = new window.uPlot(options, data, container);
+}
+
+const TORNADO_BARS = 8;
+const TORNADO_COLORS = { low: "#a23b12", high: "#1d4f91", text: "#1f2933", axis: "#52606d" };
+
+function tornadoBars(tornado) {
+  return tornado.bars.filter((bar) => bar.swing > 0).slice(0, TORNADO_BARS);
+}
+
+function renderTornado(tornado, c) {
+  const bars = tornadoBars(tornado);
+  const count = state.case.doc.result.segments.length;
+  setText(
+    "#case-tornado-caption",
+    bars.length
+      ? t("bc.tornadoCaption", {
+          range: fmt.percent(tornado.relative_range, 0),
+          npv: fmt.money(tornado.base_npv),
+          currency: c.currency,
+          input: inputLabel(bars[0].input, count),
+        })
+      : t("bc.tornadoEmpty"),
+  );
+  const head = document.createElement("tr");
+  for (const key of ["bc.input", "bc.low", "bc.high", "bc.npvLow", "bc.npvHigh", "bc.swing"]) {
+    const th = cell("th", t(key), key === "bc.input" ? "" : "num");
+    th.scope = "col";
+    head.append(th);
+  }
+  $("#tornado-table thead").replaceChildren(head);
+  $("#tornado-table tbody").replaceChildren(
+    ...bars.map((bar) => {
+      const tr = document.createElement("tr");
+      const name = cell("th", inputLabel(bar.input, count));
+      name.scope = "row";
+      tr.append(
+        name,
+        cell("td", inputValue(bar.input, bar.low_value), "num"),
+        cell("td", inputValue(bar.input, bar.high_value), "num"),
+        cell("td", fmt.money(bar.npv_low), "num"),
+        cell("td", fmt.money(bar.npv_high), "num"),
+        cell("td", fmt.money(bar.swing), "num"),
+      );
+      return tr;
+    }),
+  );
+  drawTornado(tornado, bars, count);
+}
+
+/** Horizontal bars from the base NPV to the NPV at each input's low and high value, widest
+ * swing on top (drawn on a canvas; the table above holds the same numbers). */
+function drawTornado(tornado, bars, count) {
+  const canvas = $("#case-tornado");
+  const width = Math.max(260, canvas.parentElement.clientWidth);
+  const rowHeight = 30;
+  const top = 10;
+  const bottom = 30;
+  const height = top + bottom + rowHeight * Math.max(bars.length, 1);
+  const ratio = window.devicePixelRatio || 1;
+  canvas.width = Math.round(width * ratio);
+  canvas.height = Math.round(height * ratio);
+  canvas.style.width = `${width}px`;
+  canvas.style.height = `${height}px`;
+  const ctx = canvas.getContext("2d");
+  ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+  ctx.clearRect(0, 0, width, height);
+  ctx.font = "12px system-ui, -apple-system, 'Segoe UI', Roboto, 'Liberation Sans', Arial, sans-serif";
+  const labelWidth = Math.min(220, Math.round(width * 0.4));
+  const left = labelWidth + 8;
+  const right = width - 12;
+  const base = tornado.base_npv;
+  const values = [base, ...bars.flatMap((bar) => [bar.npv_low, bar.npv_high])];
+  let min = Math.min(...values);
+  let max = Math.max(...values);
+  if (max - min < 1e-9) [min, max] = [min - 1, max + 1];
+  const pad = (max - min) * 0.05;
+  min -= pad;
+  max += pad;
+  const x = (v) => left + ((v - min) / (max - min)) * (right - left);
+  // Axis: ticks at round values, compact labels.
+  ctx.strokeStyle = TORNADO_COLORS.axis;
+  ctx.fillStyle = TORNADO_COLORS.text;
+  ctx.textAlign = "center";
+  ctx.textBaseline = "top";
+  const axisY = top + rowHeight * Math.max(bars.length, 1) + 4;
+  for (const tick of niceTicks(min, max, width < 480 ? 3 : 5)) {
+    ctx.beginPath();
+    ctx.moveTo(x(tick), axisY);
+    ctx.lineTo(x(tick), axisY + 4);
+    ctx.stroke();
+    ctx.fillText(fmt.compact(tick), x(tick), axisY + 6);
+  }
+  bars.forEach((bar, i) => {
+    const y = top + i * rowHeight + 5;
+    const h = rowHeight - 10;
+    for (const [npv, color] of [[bar.npv_low, TORNADO_COLORS.low], [bar.npv_high, TORNADO_COLORS.high]]) {
+      ctx.fillStyle = color;
+      const from = Math.min(x(base), x(npv));
+      ctx.fillRect(from, y, Math.max(1, Math.abs(x(npv) - x(base))), h);
+    }
+    ctx.fillStyle = TORNADO_COLORS.text;
+    ctx.textAlign = "right";
+    ctx.textBaseline = "middle";
+    ctx.fillText(fitText(ctx, inputLabel(bar.input, count), labelWidth - 4), labelWidth, y + h / 2);
+  });
+  // The base NPV.
+  ctx.strokeStyle = TORNADO_COLORS.text;
+  ctx.beginPath();
+  ctx.moveTo(x(base), top - 4);
+  ctx.lineTo(x(base), axisY);
+  ctx.stroke();
+}
+
+/** Up to about `n` round tick values between min and max. */
+function niceTicks(min, max, n) {
+  const raw = (max - min) / n;
+  const magnitude = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((m) => m * magnitude).find((s) => s >= raw) ?? raw;
+  const ticks = [];
+  for (let v = Math.ceil(min / step) * step; v <= max; v += step) ticks.push(tidy(v));
+  return ticks;
+}
+
+/** The text, cut with an ellipsis to fit `width` pixels. */
+function fitText(ctx, text, width) {
+  if (ctx.measureText(text).width <= width) return text;
+  let cut = text;
+  while (cut.length > 1 && ctx.measureText(`${cut}…`).width > width) cut = cut.slice(0, -1);
+  return `${cut}…`;
+}
+
+async function downloadXlsx() {
+  const doc = state.case.doc;
+  if (!doc) return;
+  const response = await apiFetch(doc.links.xlsx, { headers: { Accept: XLSX_TYPE } });
+  if (!response.ok) {
+    showCaseProblem(await readProblem(response));
+    return;
+  }
+  const url = URL.createObjectURL(await response.blob());
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = `${doc.id}-v${doc.version}.xlsx`;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 30_000);
+  setText("#case-status", t("bc.downloaded"));
+}
+
+/** Runs an action of the case panel; a missing or refused key points at the key field. */
+async function caseGuarded(action) {
+  try {
+    await action();
+  } catch (error) {
+    if (error instanceof Shown) {
+      setText("#case-status", t("bc.needKey"));
+      return;
+    }
+    showCaseProblem({ detail: t("d.failed", { detail: String(error) }) });
+  }
+}
+
+function resizeCaseCharts() {
+  for (const [chart, container] of [
+    [state.case.flowChart, $("#case-flow-chart")],
+    [state.dist.chart, $("#dist-chart")],
+  ]) {
+    if (chart && container.clientWidth > 0) {
+      chart.setSize({ width: Math.max(200, container.clientWidth), height: CHART_HEIGHT });
+    }
+  }
+  const doc = state.case.doc;
+  if (doc && !$("#case-results").hidden) {
+    drawTornado(doc.result.tornado, tornadoBars(doc.result.tornado), doc.result.segments.length);
+  }
+}
+
+function initCasePanel() {
+  const form = caseForm();
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    caseGuarded(buildCase);
+  });
+  form.addEventListener("change", (event) => {
+    if (event.target.name === "case_source" || event.target.id === "case-period") {
+      renderCaseBaseline();
+    }
+  });
+  form.addEventListener("input", (event) => {
+    if (event.target.dataset.api) clearFieldError(event.target);
+  });
+  $("#case-xlsx").addEventListener("click", () => caseGuarded(downloadXlsx));
+  const observer = new ResizeObserver(() => resizeCaseCharts());
+  observer.observe($("#case-panel"));
+  observer.observe($("#distribution"));
+  renderCaseBaseline();
 }
 
 // ------------------------------------------------------------------------------ start
@@ -1045,16 +1877,24 @@ function setLanguage(lang) {
   if (!LANGUAGES.includes(lang) || lang === state.lang) return;
   // Read the inputs in the old language's number format, show them in the new one.
   const params = calcParams();
-  const valuation = Object.values(valuationInputs()).map((input) => [input, parseNumber(input.value)]);
+  const numbers = [...Object.values(valuationInputs()), ...caseNumberInputs()].map((input) => [
+    input,
+    parseNumber(input.value),
+  ]);
   state.lang = lang;
   applyStaticStrings();
   fillCalcForm(params);
-  for (const [input, x] of valuation) if (x !== null) input.value = inputText(x);
+  for (const [input, x] of numbers) if (x !== null) input.value = inputText(x);
   syncUrl(params);
   renderCalc();
   renderPreview();
   renderDataset();
   renderSegments();
+  if (state.data.report) fillDistributionSegments();
+  renderDistribution();
+  renderCaseBaseline();
+  renderChurnCost();
+  renderCase();
 }
 
 function initialLanguage(query) {
@@ -1073,6 +1913,7 @@ function start() {
   }
   initCalculator(query);
   initDataPanel();
+  initCasePanel();
 }
 
 start();
