@@ -1,10 +1,18 @@
 """The HTTP application: ``create_app(settings)`` and the module-level ``app`` for uvicorn.
 
-Importing this module only reads the settings; the data directory, the database (migrated to
-the latest revision) and the background job worker are set up by the lifespan, i.e. when a
-server (or a ``TestClient`` used as a context manager) starts the application::
+Importing this module only reads the settings and sets up logging (JSON lines by default, see
+:mod:`cltv_api.observability`); the data directory, the database (migrated to the latest
+revision) and the background job worker are set up by the lifespan, i.e. when a server (or a
+``TestClient`` used as a context manager) starts the application::
 
     CLTV_DATA_DIR=/srv/cltv python -m uvicorn cltv_api.main:app --port 8000
+
+Middleware, outermost first, all pure ASGI (cheap enough for the calculator's thousands of
+requests per second): request id, log context, access log and HTTP metrics
+(:class:`~cltv_api.observability.RequestContextMiddleware`); security headers
+(:mod:`cltv_api.security_headers`); CORS when ``cors_origins`` is set; rate limiting
+(:mod:`cltv_api.ratelimit`) when ``rate_limit_per_second`` > 0; the last-resort 500 problem
+(:class:`~cltv_api.problems.UnhandledErrorMiddleware`).
 """
 
 from __future__ import annotations
@@ -18,8 +26,17 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
+from cltv_api.deps import get_principal
 from cltv_api.errors import StorageError
+from cltv_api.metrics import Metrics, metrics_route
+from cltv_api.observability import (
+    REQUEST_ID_HEADER,
+    RequestContextMiddleware,
+    configure_logging,
+    recording_workspace,
+)
 from cltv_api.problems import install_problem_handlers
+from cltv_api.ratelimit import RateLimitMiddleware
 from cltv_api.routes import (
     business_cases,
     calculator,
@@ -32,8 +49,10 @@ from cltv_api.routes import (
     share,
     workspaces,
 )
+from cltv_api.security_headers import SecurityHeadersMiddleware
 from cltv_api.services.fits import FIT_JOB_KIND, SegmentCache, run_fit_job
 from cltv_api.services.jobs import JobWorker, register_job_kind
+from cltv_api.services.workspaces import Principal
 from cltv_api.settings import Settings, get_settings
 from cltv_api.storage.db import Database
 from cltv_api.storage.migrate import upgrade_to_head
@@ -56,15 +75,6 @@ def _package_version() -> str:
         return "0.0.0"
 
 
-def _configure_logging(level: str) -> None:
-    """Set the level of our loggers; add a handler only if nobody (uvicorn, pytest) did."""
-    logger.setLevel(level)
-    if not logger.handlers and not logging.getLogger().handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logger.addHandler(handler)
-
-
 def _start_resources(app: FastAPI, settings: Settings) -> None:
     """Blocking start-up work: data directory, migrations, job worker."""
     try:
@@ -75,7 +85,7 @@ def _start_resources(app: FastAPI, settings: Settings) -> None:
     try:
         status = upgrade_to_head(db, lock_path=settings.data_dir / ".migrate.lock")
         logger.info("database at schema revision %s", ",".join(status.current))
-        worker = JobWorker(db, settings)
+        worker = JobWorker(db, settings, metrics=app.state.metrics)
         worker.start()
     except BaseException:
         db.dispose()
@@ -97,7 +107,8 @@ def _stop_resources(app: FastAPI) -> None:
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    _configure_logging(settings.log_level)
+    # Again at start-up: ``uvicorn.run(app)`` sets up uvicorn's logging after the app was made.
+    configure_logging(settings.log_level, settings.log_format)
     await run_in_threadpool(_start_resources, app, settings)
     try:
         yield
@@ -105,9 +116,41 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(_stop_resources, app)
 
 
+def _workspace_id(principal: Principal) -> str:
+    return principal.workspace.id
+
+
+def _add_middleware(app: FastAPI, settings: Settings) -> None:
+    """The middleware of the module doc; each ``add_middleware`` wraps the ones added before."""
+    if settings.rate_limit_per_second > 0:
+        app.add_middleware(
+            RateLimitMiddleware,
+            rate=settings.rate_limit_per_second,
+            burst=settings.rate_limit_burst,
+        )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", REQUEST_ID_HEADER],
+            expose_headers=[
+                "Location",
+                REQUEST_ID_HEADER,
+                "Retry-After",
+                "RateLimit-Limit",
+                "RateLimit-Remaining",
+                "RateLimit-Reset",
+                "RateLimit-Policy",
+            ],
+        )
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """A new application for ``settings`` (default: from the environment). Cheap: nothing is
-    opened or written until the application starts."""
+    """A new application for ``settings`` (default: from the environment). Cheap: apart from
+    setting up logging, nothing is opened or written until the application starts."""
     settings = settings or get_settings()
     app = FastAPI(
         title="cltv",
@@ -115,19 +158,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=_lifespan,
     )
+    configure_logging(settings.log_level, settings.log_format)
     app.state.settings = settings
     app.state.segment_cache = SegmentCache(settings.segment_cache_entries)
+    app.state.metrics = Metrics()
     register_job_kind(FIT_JOB_KIND, run_fit_job)
     app.dependency_overrides[get_settings] = lambda: settings
+    # The authentication as before, noting the workspace for the access log.
+    app.dependency_overrides[get_principal] = recording_workspace(get_principal, _workspace_id)
     install_problem_handlers(app)
-    if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "X-API-Key", "Content-Type"],
-            expose_headers=["Location"],
-        )
+    _add_middleware(app, settings)
+    if settings.metrics_enabled:
+        app.router.routes.append(metrics_route(app.state.metrics, settings.metrics_token))
     for router in (health.router, workspaces.router, jobs.router, datasets.router, fits.router):
         app.include_router(router)
     for router in (

@@ -11,12 +11,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 GIB = 1024**3
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+LogFormat = Literal["json", "text"]
 
 
 class Settings(BaseSettings):
@@ -68,6 +69,36 @@ class Settings(BaseSettings):
         description="Origins allowed by CORS, comma-separated in the environment; empty = CORS off.",
     )
     log_level: LogLevel = Field(default="INFO", description="Level of the ``cltv_api`` loggers.")
+    log_format: LogFormat = Field(
+        default="json",
+        description=(
+            "``json``: one JSON object per log line (timestamp, level, logger, message, "
+            "request_id, ...); ``text``: one human-readable line."
+        ),
+    )
+    metrics_enabled: bool = Field(
+        default=True, description="Serve Prometheus metrics at ``GET /metrics``."
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description=(
+            "If set, ``GET /metrics`` requires ``Authorization: Bearer <metrics_token>``; "
+            "unset = unauthenticated (keep the port private or put a proxy in front)."
+        ),
+    )
+    rate_limit_per_second: float = Field(
+        default=50.0,
+        ge=0,
+        description=(
+            "Requests per second allowed per API key (anonymous requests: per client IP; share "
+            "pulls: per token), refilled continuously (token bucket); 0 = no rate limit."
+        ),
+    )
+    rate_limit_burst: int = Field(
+        default=100,
+        ge=1,
+        description="Requests a caller may send at once before the per-second rate applies.",
+    )
 
     job_poll_interval_seconds: float = Field(
         default=0.5, gt=0, description="How often idle job threads look for queued jobs, seconds."
@@ -101,6 +132,17 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_format(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _empty_token_is_none(cls, value: object) -> object:
+        """``CLTV_METRICS_TOKEN=`` (empty) means no token, not an empty one."""
+        return None if value == "" else value
 
     @model_validator(mode="after")
     def _check_heartbeat(self) -> Settings:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import re
 import shutil
 import threading
 from collections import OrderedDict
@@ -46,10 +47,11 @@ from cltv_api.analysis import (
     segment_table,
 )
 from cltv_api.analysis.fitting import SegmentFit
-from cltv_api.analysis.scoring import SegmentRow
+from cltv_api.analysis.scoring import BLANK_SEGMENT, SegmentRow
 from cltv_api.engine import Engine, summarize
 from cltv_api.errors import CLTVError, Conflict, FieldError, InvalidInput, NotFound
 from cltv_api.exports.csv_safe import neutralise_arrow, write_csv
+from cltv_api.metrics import record_fit
 from cltv_api.problems import problem_from_error
 from cltv_api.schemas.fits import FitCreate
 from cltv_api.services import datasets as dataset_service
@@ -61,6 +63,7 @@ from cltv_api.services.jobs import (
     ProgressReporter,
     cancel_job,
     enqueue_job,
+    job_outcome,
     job_path,
 )
 from cltv_api.settings import Settings
@@ -103,6 +106,13 @@ SEGMENT_METRICS = (
     "share_of_value",
 )
 ALL_LABEL = "(all)"
+ALL_CUSTOMERS_LABEL = "all customers"
+MAX_DISTRIBUTION_BINS = 200
+DISTRIBUTION_METRICS = {
+    "p_alive": "probability that the customer is active at the observation end (0..1)",
+    "clv": "discounted margin over the horizon, in the data's currency",
+    "expected_purchases": "expected purchases over the horizon, undiscounted",
+}
 
 Progress = Callable[[float, str], None]
 
@@ -248,6 +258,7 @@ def compute_fit(
             fitted = fit_models(summary, _analysis_request(body), calibration=calibration)
             end = observation_end or _latest(engine, tx)
         progress(0.95, "save")
+        record_fit(body.purchase_model, job_outcome(None))
         return {
             "models": _json_safe(fitted.to_dict()),
             "observation_end": end.date().isoformat(),
@@ -257,8 +268,9 @@ def compute_fit(
             "currency": source.currency,
             "summary_path": str((directory / SUMMARY_FILE).relative_to(settings.data_dir)),
         }
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(directory, ignore_errors=True)
+        record_fit(body.purchase_model, job_outcome(exc))
         raise
 
 
@@ -739,8 +751,25 @@ def _customers_expr(
     valuation: Valuation,
     query: CustomerQuery,
 ) -> ir.Table:
+    scored = _filtered_customers(settings, engine, fit, fitted, valuation, query)
+    available = (fit.result or {}).get("segment_columns", [])
+    key = query.sort.lstrip("-")
+    order = scored[key].desc() if query.sort.startswith("-") else scored[key].asc()
+    return scored.select("customer_id", *available, *METRIC_COLUMNS).order_by(
+        [order, scored.customer_id.asc()]
+    )
+
+
+def _filtered_customers(
+    settings: Settings,
+    engine: Engine,
+    fit: Fit,
+    fitted: FittedModels,
+    valuation: Valuation,
+    query: CustomerQuery,
+) -> ir.Table:
+    """The fit's scored customers (a lazy engine table) that pass the query's filters."""
     summary = engine.table(summary_file(settings, fit))
-    scored = score_customers(summary, fitted, valuation)
     available = (fit.result or {}).get("segment_columns", [])
     unknown = [c for c in query.segments if c not in available]
     if unknown:
@@ -751,17 +780,16 @@ def _customers_expr(
                 for c in unknown
             ],
         )
+    scored = score_customers(summary, fitted, valuation)
     if query.min_p_alive is not None:
         scored = scored.filter(scored.p_alive >= query.min_p_alive)
     if query.max_p_alive is not None:
         scored = scored.filter(scored.p_alive <= query.max_p_alive)
     for column, value in query.segments.items():
-        scored = scored.filter(scored[column].cast("string") == value)
-    key = query.sort.lstrip("-")
-    order = scored[key].desc() if query.sort.startswith("-") else scored[key].asc()
-    return scored.select("customer_id", *available, *METRIC_COLUMNS).order_by(
-        [order, scored.customer_id.asc()]
-    )
+        # Missing values match the label the segment tables give them, "(blank)".
+        label = scored[column].cast("string").fill_null(BLANK_SEGMENT)
+        scored = scored.filter(label == value)
+    return scored
 
 
 def customer_page(
@@ -804,6 +832,146 @@ def one_customer(
         **_customer_document(rows[0], segments),
         "conventions": conventions(fit, fitted, params),
     }
+
+
+# ------------------------------------------------------------------------------ distributions
+
+
+def parse_segment(text: str | None, available: Sequence[str]) -> dict[str, str]:
+    """The segment named ``column=value`` (several columns joined with ``, ``, as business cases
+    name segments); empty or ``all customers`` for every customer. A value may itself contain
+    ``, `` as long as what follows is not another ``known column=``. Errors name
+    ``query.segment``."""
+    text = (text or "").strip()
+    if not text or text == ALL_CUSTOMERS_LABEL:
+        return {}
+    if available:
+        names = "|".join(re.escape(c) for c in sorted(available, key=len, reverse=True))
+        parts = re.split(rf", (?=(?:{names})=)", text)
+    else:
+        parts = [text]
+    out: dict[str, str] = {}
+    for part in parts:
+        column, sep, value = part.partition("=")
+        column = column.strip()
+        if not sep or column not in available:
+            raise InvalidInput(
+                "The segment is not valid; see errors.",
+                errors=[
+                    FieldError(
+                        "query.segment",
+                        f"must be column=value with a segment column of the fit {list(available)}"
+                        ", several joined with ', '",
+                        value=text,
+                    )
+                ],
+            )
+        out[column] = value
+    return out
+
+
+def distribution(
+    settings: Settings,
+    fit: Fit,
+    params: ValuationParams,
+    *,
+    metric: str,
+    bins: int,
+    segment: Mapping[str, str],
+) -> dict[str, Any]:
+    """Histogram of one per-customer value over the fit's customers (or one segment's).
+
+    ``metric``: ``p_alive`` (probability of being active at the observation end; bins of equal
+    width over [0, 1]), ``clv`` or ``expected_purchases`` (bins of equal width from the smallest
+    to the largest value). Bin i counts values in [edge_i, edge_i+1); the last bin includes its
+    right edge. Everything is aggregated inside the engine: one pass for the count, range and
+    mean, one ``group by`` on the bin index, so at most ``bins`` rows reach Python. Customers
+    whose value is missing (no finite number) are counted in ``missing``, not in a bin.
+    """
+    if metric not in DISTRIBUTION_METRICS:  # the route's Literal refuses these first
+        raise InvalidInput(
+            "Unknown metric.",
+            errors=[
+                FieldError(
+                    "query.metric", f"must be one of {list(DISTRIBUTION_METRICS)}", value=metric
+                )
+            ],
+        )
+    if not 1 <= bins <= MAX_DISTRIBUTION_BINS:
+        raise InvalidInput(
+            "Too many or too few bins.",
+            errors=[
+                FieldError(
+                    "query.bins", f"must be between 1 and {MAX_DISTRIBUTION_BINS}", value=str(bins)
+                )
+            ],
+        )
+    fitted = load_fitted(fit)
+    valuation = params.valuation()
+    query = CustomerQuery(segments=dict(segment))
+    with dataset_service.open_engine(settings) as engine:
+        scored = _filtered_customers(settings, engine, fit, fitted, valuation, query)
+        value = scored[metric].cast("float64")
+        valid = value.notnull() & ~value.isnan()
+        stats = engine.to_pyarrow(
+            scored.aggregate(
+                customers=scored.count(),
+                valued=valid.cast("int64").sum(),
+                low=value.min(where=valid),
+                high=value.max(where=valid),
+                mean=value.mean(where=valid),
+            )
+        ).to_pylist()[0]
+        customers = int(stats["customers"] or 0)
+        if customers == 0 and segment:
+            raise InvalidInput(
+                "No customer is in this segment.",
+                errors=[
+                    FieldError(
+                        "query.segment",
+                        "no customer of the fit is in this segment",
+                        value=", ".join(f"{k}={v}" for k, v in segment.items()),
+                    )
+                ],
+            )
+        low, high = _histogram_range(metric, stats["low"], stats["high"])
+        index = (((value - low) * bins) / (high - low)).floor().cast("int64").clip(0, bins - 1)
+        binned = engine.to_pyarrow(
+            scored.filter(valid)
+            .mutate(bin=index)
+            .group_by("bin")
+            .aggregate(customers=lambda t: t.count())
+        ).to_pylist()
+    counts = [0] * bins
+    for row in binned:
+        counts[int(row["bin"])] += int(row["customers"])
+    valued = int(stats["valued"] or 0)
+    return {
+        "fit_id": fit.id,
+        "metric": metric,
+        "description": DISTRIBUTION_METRICS[metric],
+        "segment": dict(segment),
+        "bins": bins,
+        "edges": [low + (high - low) * i / bins for i in range(bins)] + [high],
+        "counts": counts,
+        "customers": customers,
+        "missing": customers - valued,
+        "mean": _finite(stats["mean"]),
+        "min": _finite(stats["low"]),
+        "max": _finite(stats["high"]),
+        "conventions": conventions(fit, fitted, params),
+    }
+
+
+def _histogram_range(metric: str, low: float | None, high: float | None) -> tuple[float, float]:
+    """[0, 1] for probabilities; else the values' range, one unit wide when they are all equal
+    (or when there are none)."""
+    if metric == "p_alive":
+        return 0.0, 1.0
+    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
+        return 0.0, 1.0
+    low, high = float(low), float(high)
+    return (low, high) if high > low else (low, low + 1.0)
 
 
 def _customer_document(row: Mapping[str, Any], segments: Sequence[str]) -> dict[str, Any]:

@@ -22,6 +22,13 @@ never started, so they stay queued and the new process runs them. On a graceful 
 (SIGTERM), running jobs get ``job_shutdown_grace_seconds`` to finish; the ones still running are
 then interrupted at their next ``report`` and put back in the queue (re-run from the start by the
 next process).
+
+Observability. Every log line of a job carries its ``job_id``, ``job_kind`` and ``workspace_id``,
+and the ``request_id`` of the request that queued it when this process queued it; the worker
+logs when a job starts and ends (with its outcome and duration) and records the run time in the
+application's metrics (``cltv_job_duration_seconds{kind, outcome}``). Outcomes:
+``succeeded``, ``failed`` (a :class:`~cltv_api.errors.CLTVError`), ``error`` (an unexpected
+exception), ``cancelled`` and ``interrupted`` (re-queued at shutdown); see :func:`job_outcome`.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import logging
 import math
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -40,7 +48,10 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from cltv_api.errors import CLTVError, Conflict, InvalidInput, NotFound
+from cltv_api.metrics import Metrics, current_metrics, record_job
+from cltv_api.observability import LogContext, bind_context, current_request_id
 from cltv_api.problems import problem_from_error
+from cltv_api.services.datasets import remove_abandoned_scratch
 from cltv_api.settings import Settings
 from cltv_api.storage.db import Database
 from cltv_api.storage.repositories import JobQueue, JobRepository
@@ -50,6 +61,7 @@ logger = logging.getLogger("cltv_api.jobs")
 
 FINISHED_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 MAX_STAGE_CHARS = 200
+MAX_REMEMBERED_ORIGINS = 10_000
 
 
 class ProgressReporter(Protocol):
@@ -99,6 +111,42 @@ class JobFailed(CLTVError):
 INTERRUPTED_DETAIL = (
     "The job was interrupted by a server restart before it finished; submit it again."
 )
+
+
+def job_outcome(exc: BaseException | None) -> str:
+    """The outcome label of work that ended with ``exc`` (None: it succeeded)."""
+    if exc is None:
+        return "succeeded"
+    if isinstance(exc, JobCancelled):
+        return "cancelled"
+    if isinstance(exc, JobInterrupted):
+        return "interrupted"
+    if isinstance(exc, CLTVError):
+        return "failed"
+    return "error"
+
+
+class _Origins:
+    """The request id that queued each job, for the logs of the worker that runs it (in this
+    process only; bounded, the oldest forgotten first)."""
+
+    def __init__(self, max_entries: int) -> None:
+        self._max_entries = max_entries
+        self._ids: OrderedDict[str, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def remember(self, job_id: str, request_id: str) -> None:
+        with self._lock:
+            self._ids[job_id] = request_id
+            while len(self._ids) > self._max_entries:
+                self._ids.popitem(last=False)
+
+    def pop(self, job_id: str) -> str | None:
+        with self._lock:
+            return self._ids.pop(job_id, None)
+
+
+_ORIGINS = _Origins(MAX_REMEMBERED_ORIGINS)
 
 
 def register_job_kind(kind: str, func: JobFunc, *, replace: bool = False) -> None:
@@ -155,6 +203,9 @@ def enqueue_job(
     job = JobRepository(session, workspace_id).add(
         Job(kind=kind, status="queued", progress=0.0, payload=payload_dict, stage="queued")
     )
+    request_id = current_request_id()
+    if request_id is not None:
+        _ORIGINS.remember(job.id, request_id)
     if on_commit is not None:
         event.listen(session, "after_commit", lambda _session: on_commit(), once=True)
     return job
@@ -236,9 +287,10 @@ class JobWorker:
     exit), so a job that never returns cannot keep a stopped server alive.
     """
 
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings, metrics: Metrics | None = None) -> None:
         self.db = db
         self.settings = settings
+        self.metrics = metrics
         self.interrupt_event = threading.Event()
         self._stopping = threading.Event()
         self._wake = threading.Event()
@@ -253,6 +305,7 @@ class JobWorker:
         if self._threads:
             raise RuntimeError("the job worker is already started")
         self.recover_orphans()
+        self.remove_abandoned_files()
         for index in range(self.settings.worker_threads):
             self._spawn(self._work_loop, f"cltv-job-{index}")
         self._spawn(self._maintenance_loop, "cltv-job-heartbeat")
@@ -307,6 +360,13 @@ class JobWorker:
             logger.warning("marked %d job(s) interrupted by a server restart as failed", count)
         return count
 
+    def remove_abandoned_files(self) -> None:
+        """Remove temporary files a killed process left in the data directory (half-received
+        uploads, ingestion and spill directories); files live processes use are kept."""
+        removed = remove_abandoned_scratch(self.settings)
+        if removed:
+            logger.warning("removed %d temporary file(s) left by a dead process", len(removed))
+
     # threads
 
     def _maintenance_loop(self) -> None:
@@ -351,32 +411,65 @@ class JobWorker:
             kind, workspace_id, payload = job.kind, job.workspace_id, dict(job.payload)
         with self._lock:
             self._running[job_id] = threading.current_thread()
+        context = LogContext(
+            request_id=_ORIGINS.pop(job_id),
+            workspace_id=workspace_id,
+            job_id=job_id,
+            job_kind=kind,
+        )
+        metrics_token = current_metrics.set(self.metrics)
         try:
-            self._execute(job_id, kind, workspace_id, payload)
+            with bind_context(context):
+                self._observed_execute(job_id, kind, workspace_id, payload)
         finally:
+            current_metrics.reset(metrics_token)
             with self._lock:
                 self._running.pop(job_id, None)
 
-    def _execute(self, job_id: str, kind: str, workspace_id: str, payload: dict[str, Any]) -> None:
+    def _observed_execute(
+        self, job_id: str, kind: str, workspace_id: str, payload: dict[str, Any]
+    ) -> None:
+        """Run the job, logging its start and end and recording its run time."""
+        logger.info("job %s (%s) started", job_id, kind)
+        start = time.perf_counter()
+        outcome = "error"  # if recording the outcome itself fails
+        try:
+            outcome = self._execute(job_id, kind, workspace_id, payload)
+        finally:
+            seconds = time.perf_counter() - start
+            record_job(kind, outcome, seconds)
+            logger.info(
+                "job %s (%s) ended: %s after %.3f s",
+                job_id,
+                kind,
+                outcome,
+                seconds,
+                extra={"fields": {"outcome": outcome, "duration_ms": round(seconds * 1e3, 2)}},
+            )
+
+    def _execute(self, job_id: str, kind: str, workspace_id: str, payload: dict[str, Any]) -> str:
+        """Run the job and record its end; returns its outcome (see :func:`job_outcome`)."""
         func = _job_func(kind)
         if func is None:
             self._fail(job_id, JobFailed(f"No handler is registered for job kind '{kind}'."))
-            return
+            return job_outcome(JobFailed(""))
         try:
             result_ref = func(payload, _Reporter(self, job_id, workspace_id))
-        except JobCancelled:
+        except JobCancelled as exc:
             logger.info("job %s cancelled", job_id)
-        except JobInterrupted:
+            return job_outcome(exc)
+        except JobInterrupted as exc:
             self._requeue(job_id)
+            return job_outcome(exc)
         except CLTVError as exc:
             self._fail(job_id, exc)
-        except Exception:
+            return job_outcome(exc)
+        except Exception as exc:
             logger.exception("job %s (%s) failed", job_id, kind)
             self._fail(job_id, JobFailed("The job failed because of an unexpected server error."))
-        else:
-            self._finish(
-                job_id, status="succeeded", progress=1.0, stage="done", result_ref=result_ref
-            )
+            return job_outcome(exc)
+        self._finish(job_id, status="succeeded", progress=1.0, stage="done", result_ref=result_ref)
+        return job_outcome(None)
 
     def _finish(self, job_id: str, **values: Any) -> None:
         now = utcnow()
