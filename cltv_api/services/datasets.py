@@ -8,6 +8,12 @@ Layout of the data directory (all paths below ``settings.data_dir``):
   in any workspace;
 * ``tmp/engine-<random>/``: where a request's or job's DuckDB spills; removed afterwards.
 
+These temporary entries (and ingestion's ``datasets/.cltv-tmp-*``) are claimed with a ``flock``
+while in use (see :mod:`cltv_api.ingest.store`); a process killed mid-way leaves them behind, and
+:func:`remove_abandoned_scratch`, run when the service starts, removes the ones no live process
+holds. A failed write answers 507 when the disk is full and 500 when the data directory is not
+writable (:func:`cltv_api.ingest.store.storage_error`).
+
 Uploads are streamed to disk in chunks (never held in memory) and counted against
 ``settings.max_upload_bytes``. A file is ingested whole or rejected whole: a rejected file leaves
 no data set row and no file behind.
@@ -20,8 +26,9 @@ they answer 404 afterwards (see ``cascade`` of :func:`delete_dataset`).
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
-import shutil
+import tempfile
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
@@ -48,14 +55,19 @@ from cltv_api.errors import (
     UnsupportedMediaType,
 )
 from cltv_api.ingest import ColumnMapping, IngestResult, ParseOptions, Preview, ingest_file, preview
+from cltv_api.ingest.store import TEMP_PREFIX, Scratch, claim_scratch, storage_error, sweep_scratch
 from cltv_api.schemas.datasets import UploadOptions
 from cltv_api.settings import Settings
 from cltv_api.storage.repositories import DatasetRepository
 from cltv_api.storage.tables import Dataset, utcnow
 
+logger = logging.getLogger("cltv_api.datasets")
+
 UPLOADS_DIR = "uploads"
 DATASETS_DIR = "datasets"
 TMP_DIR = "tmp"
+UPLOAD_PREFIX = ".upload-"
+ENGINE_PREFIX = "engine-"
 LOCK_FILE = ".datasets.lock"
 _THREAD_LOCK = threading.Lock()
 
@@ -95,9 +107,8 @@ class ReceivedUpload:
     fields: dict[str, list[str]] = field(default_factory=dict)
 
     def discard(self) -> None:
-        """Remove the temporary file (idempotent)."""
-        with contextlib.suppress(OSError):
-            self.path.unlink(missing_ok=True)
+        """Remove the temporary file and release its claim (idempotent)."""
+        release_upload_path(self.path)
 
 
 def media_type(content_type: str | None) -> str:
@@ -121,14 +132,42 @@ def _too_large(limit: int) -> PayloadTooLarge:
     )
 
 
+_CLAIMED_UPLOADS: dict[Path, Scratch] = {}
+_CLAIMED_LOCK = threading.Lock()
+
+
 def new_upload_path(settings: Settings) -> Path:
-    """A fresh temporary file name in the data directory's upload area."""
+    """A fresh, empty temporary file in the data directory's upload area, claimed (so a start-up
+    sweep of another process leaves it alone) until :func:`release_upload_path`."""
     directory = settings.data_dir / UPLOADS_DIR
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise StorageError(f"Cannot create {directory}: {exc.strerror or exc}") from exc
-    return directory / f".upload-{uuid.uuid4().hex}"
+        raise storage_error(exc, settings.data_dir, "create the upload area") from exc
+    name = f"{UPLOAD_PREFIX}{uuid.uuid4().hex}"
+    scratch = claim_scratch(directory / name, directory=False, data_dir=settings.data_dir)
+    with _CLAIMED_LOCK:
+        _CLAIMED_UPLOADS[scratch.path] = scratch
+    return scratch.path
+
+
+def release_upload_path(path: Path) -> None:
+    """Remove a temporary upload file and release its claim (idempotent)."""
+    with _CLAIMED_LOCK:
+        scratch = _CLAIMED_UPLOADS.pop(path, None)
+    if scratch is None:
+        _remove(path)
+    else:
+        scratch.release()
+
+
+def _rename_upload(path: Path, new_path: Path) -> None:
+    path.rename(new_path)
+    with _CLAIMED_LOCK:
+        scratch = _CLAIMED_UPLOADS.pop(path, None)
+        if scratch is not None:
+            scratch.path = new_path
+            _CLAIMED_UPLOADS[new_path] = scratch
 
 
 class _ChunkWriter:
@@ -304,7 +343,8 @@ async def receive_upload(
     filename: str | None = None,
 ) -> ReceivedUpload:
     """Store an upload (multipart ``file`` part or raw body) in a temporary file of the data
-    directory. On any error the temporary file is removed before the error propagates."""
+    directory. On any error the temporary file is removed before the error propagates; a failed
+    write is a StorageError (507 disk full, 500 not writable)."""
     kind = media_type(content_type)
     if kind != MULTIPART and kind not in RAW_MEDIA_TYPES:
         raise UnsupportedMediaType(
@@ -322,8 +362,11 @@ async def receive_upload(
         else:
             upload = await receive_raw(stream, path, limit, filename)
         return _with_type_suffix(upload)
+    except OSError as exc:
+        release_upload_path(path)
+        raise storage_error(exc, settings.data_dir, "store the upload") from exc
     except BaseException:
-        _remove(path)
+        release_upload_path(path)
         raise
 
 
@@ -334,7 +377,7 @@ def _with_type_suffix(upload: ReceivedUpload) -> ReceivedUpload:
         head = fh.read(4)
     suffix = ".xlsx" if head == b"PK\x03\x04" else ".parquet" if head == b"PAR1" else ".csv"
     renamed = upload.path.with_suffix(suffix)
-    upload.path.rename(renamed)
+    _rename_upload(upload.path, renamed)
     upload.path = renamed
     return upload
 
@@ -437,9 +480,12 @@ def create_dataset(
     target = settings.data_dir / DATASETS_DIR
 
     def ingest() -> IngestResult:
-        return ingest_file(
-            upload.path, mapping=mapping, options=parse, data_dir=target, kind=options.kind
-        )
+        try:
+            return ingest_file(
+                upload.path, mapping=mapping, options=parse, data_dir=target, kind=options.kind
+            )
+        except StorageError as exc:
+            raise _plain_storage_error(exc, target) from exc.__cause__
 
     result = ingest()
     with storage_lock(settings):
@@ -465,6 +511,15 @@ def create_dataset(
                 _remove(result.path)
             raise
     return dataset
+
+
+def _plain_storage_error(exc: StorageError, target: Path) -> StorageError:
+    """The ingestion's storage error, re-worded "the disk is full" (507) or "not writable" (500)
+    when its cause (e.g. DuckDB's I/O error while staging) says so."""
+    if exc.__cause__ is None:
+        return exc
+    plain = storage_error(exc.__cause__, target, "store the data set")
+    return plain if "reason" in plain.extra else exc
 
 
 def _dataset_name(options: UploadOptions, upload: ReceivedUpload) -> str:
@@ -548,16 +603,47 @@ def open_engine(settings: Settings) -> Iterator[Engine]:
     """A query engine for one request or job: its own DuckDB connection (connections are not
     thread-safe) with the configured memory limit, spilling to a private directory that is
     removed afterwards. ``settings.engine == "spark"`` uses the process's local Spark session."""
-    spill = settings.data_dir / TMP_DIR / f"engine-{uuid.uuid4().hex}"
     if settings.engine == "spark":
-        engine = Engine.spark()
-    else:
-        engine = Engine.duckdb(memory_limit=settings.duckdb_memory_limit, temp_dir=spill)
+        spark = Engine.spark()
+        try:
+            yield spark
+        finally:
+            spark.close()
+        return
+    scratch = _claim_spill(settings)
     try:
-        yield engine
+        engine = Engine.duckdb(memory_limit=settings.duckdb_memory_limit, temp_dir=scratch.path)
+        try:
+            yield engine
+        finally:
+            engine.close()
     finally:
-        engine.close()
-        shutil.rmtree(spill, ignore_errors=True)
+        scratch.release()
+
+
+def _claim_spill(settings: Settings) -> Scratch:
+    """A claimed spill directory under ``tmp/``; when the data directory cannot be written (full
+    or read-only), an unclaimed one in the system's temporary directory, so reads still work."""
+    directory = settings.data_dir / TMP_DIR
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        return claim_scratch(directory / f"{ENGINE_PREFIX}{uuid.uuid4().hex}", directory=True)
+    except (OSError, StorageError) as exc:
+        fallback = Path(tempfile.mkdtemp(prefix="cltv-engine-"))
+        logger.warning("cannot spill to %s (%s); spilling to %s", directory, exc, fallback)
+        return Scratch(fallback, None)
+
+
+def remove_abandoned_scratch(settings: Settings) -> list[Path]:
+    """Remove the temporary uploads, ingestion work directories and spill directories that a
+    killed process left in the data directory (entries a live process holds are kept, so this
+    is safe while other processes share the directory). Returns the removed paths."""
+    root = settings.data_dir
+    return [
+        *sweep_scratch(root / UPLOADS_DIR, (UPLOAD_PREFIX,)),
+        *sweep_scratch(root / DATASETS_DIR, (TEMP_PREFIX,)),
+        *sweep_scratch(root / TMP_DIR, (ENGINE_PREFIX,)),
+    ]
 
 
 def require_transactions(dataset: Dataset, field_name: str) -> None:
