@@ -157,11 +157,24 @@ def _allowed_methods(request: Request) -> str:
     return ", ".join(allowed)
 
 
+def _unparsable_body_detail(cause: BaseException) -> str:
+    """What made FastAPI give up reading a JSON body (it says only "error parsing the body")."""
+    if isinstance(cause, UnicodeDecodeError):
+        return f"The JSON body is not UTF-8 text: {cause.reason} at byte {cause.start}."
+    if isinstance(cause, RecursionError):
+        return "The JSON body is nested too deeply to be read; no request needs that nesting."
+    if isinstance(cause, ValueError) and "digits" in str(cause):
+        return f"The JSON body has a number with too many digits: {cause}."
+    return f"The request body could not be parsed ({type(cause).__name__})."
+
+
 def _http_error_detail(request: Request, exc: StarletteHTTPException, allowed: str) -> str:
     if exc.status_code == HTTPStatus.NOT_FOUND and exc.detail == HTTPStatus.NOT_FOUND.phrase:
         return f"No resource at {request.method} {request.url.path}."
     if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
         return f"{request.method} is not allowed on {request.url.path}; allowed: {allowed}."
+    if exc.status_code == HTTPStatus.BAD_REQUEST and exc.__cause__ is not None:
+        return _unparsable_body_detail(exc.__cause__)
     return str(exc.detail)
 
 
@@ -253,15 +266,21 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 def _document_problem_media_type(app: FastAPI) -> None:
     """In the OpenAPI document, error responses are ``application/problem+json`` only (FastAPI
-    would also list them under the route's ``application/json``)."""
+    would also list them under the route's ``application/json``), and every operation with a
+    request body documents the 400 FastAPI answers when it cannot parse that body (not UTF-8,
+    nested too deeply, a number with too many digits)."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
             return app.openapi_schema
         schema = build()
+        bad_request = problem_responses(HTTPStatus.BAD_REQUEST)[HTTPStatus.BAD_REQUEST]
         for operations in schema.get("paths", {}).values():
             for operation in operations.values():
+                if "requestBody" in operation:
+                    documented = {k: v for k, v in bad_request.items() if k != "model"}
+                    operation.setdefault("responses", {}).setdefault("400", documented)
                 for response in operation.get("responses", {}).values():
                     content = response.get("content", {})
                     if PROBLEM_MEDIA_TYPE in content:

@@ -83,6 +83,14 @@ from .cashflows import (
 )
 
 MAX_PERIODS = MAX_CURVE_PERIODS
+MAX_MONEY = 1e15
+"""Largest amount of money one input may be (a cost, a margin per customer), in ``currency``."""
+MAX_CUSTOMERS = 1e12
+"""Largest customer count one input may be (more than the world's population, by far)."""
+MAX_UPLIFT = 1000.0
+"""Largest spend or frequency uplift (1000 = +100,000%). With :data:`MAX_MONEY`,
+:data:`MAX_CUSTOMERS` and :data:`MAX_PERIODS` every cash flow stays below ~1e35: the sums can
+never overflow to infinity."""
 """Longest plan, in periods (600 months = 50 years)."""
 BREAK_EVEN_MAX_SCALE = 100.0
 _BREAK_EVEN_GRID = np.unique(
@@ -263,8 +271,8 @@ class BusinessCaseResult:
 def validate(case: BusinessCaseInput) -> None:
     """Raise InvalidInput naming every impossible field of ``case`` at once."""
     checks = FieldChecks()
-    checks.number("one_off_cost", case.one_off_cost, low=0.0)
-    checks.number("running_cost_per_period", case.running_cost_per_period, low=0.0)
+    checks.number("one_off_cost", case.one_off_cost, low=0.0, high=MAX_MONEY)
+    checks.number("running_cost_per_period", case.running_cost_per_period, low=0.0, high=MAX_MONEY)
     horizon_ok = checks.whole("horizon_periods", case.horizon_periods, low=1, high=MAX_PERIODS)
     if horizon_ok:
         checks.whole("start_period", case.start_period, low=0, high=case.horizon_periods - 1)
@@ -287,9 +295,9 @@ def _check_baseline(checks: FieldChecks, p: str, b: Baseline, case: BusinessCase
     if not isinstance(b, ManualBaseline | CurveBaseline | SBGBaseline):
         checks.add(p.rstrip("."), "must be a manual, curve or sBG baseline", type(b).__name__)
         return
-    checks.number(f"{p}customers", b.customers, low=0.0)
+    checks.number(f"{p}customers", b.customers, low=0.0, high=MAX_CUSTOMERS)
     if isinstance(b, ManualBaseline):
-        checks.number(f"{p}margin_per_customer", b.margin_per_customer, low=0.0)
+        checks.number(f"{p}margin_per_customer", b.margin_per_customer, low=0.0, high=MAX_MONEY)
         checks.number(
             f"{p}retention",
             b.retention,
@@ -301,7 +309,7 @@ def _check_baseline(checks: FieldChecks, p: str, b: Baseline, case: BusinessCase
     elif isinstance(b, CurveBaseline):
         _check_curve(checks, p, b, case.horizon_periods)
     else:
-        checks.number(f"{p}margin_per_customer", b.margin_per_customer, low=0.0)
+        checks.number(f"{p}margin_per_customer", b.margin_per_customer, low=0.0, high=MAX_MONEY)
         checks.whole(f"{p}renewals", b.renewals, low=0, high=100_000)
         if not isinstance(b.model, SBG) or not hasattr(b.model, "params_"):
             checks.add(f"{p}model", "must be a fitted SBG model")
@@ -309,7 +317,7 @@ def _check_baseline(checks: FieldChecks, p: str, b: Baseline, case: BusinessCase
 
 def _check_curve(checks: FieldChecks, p: str, b: CurveBaseline, horizon: object) -> None:
     if b.active_customers is not None:
-        checks.number(f"{p}active_customers", b.active_customers, low=0.0)
+        checks.number(f"{p}active_customers", b.active_customers, low=0.0, high=MAX_CUSTOMERS)
     checks.number(f"{p}value_relative_se", b.value_relative_se, low=0.0)
     values = np.asarray(b.value_per_period, dtype=np.float64)
     name = f"{p}value_per_period"
@@ -317,6 +325,8 @@ def _check_curve(checks: FieldChecks, p: str, b: CurveBaseline, horizon: object)
         checks.add(name, f"has {values.shape[0]} values; the horizon needs {horizon}")
     elif not np.all(np.isfinite(values)) or np.any(values < 0):
         checks.add(name, "must be finite numbers >= 0")
+    elif np.any(values > MAX_MONEY * MAX_CUSTOMERS):
+        checks.add(name, f"must be at most {MAX_MONEY * MAX_CUSTOMERS:g} per period")
     elif np.any(values[1:] > values[:-1] * (1 + 1e-9) + 1e-12):
         t = int(np.flatnonzero(values[1:] > values[:-1] * (1 + 1e-9) + 1e-12)[0]) + 1
         checks.add(
@@ -355,7 +365,8 @@ def _check_effects(
             f"{p}{name}",
             getattr(e, name),
             low=-1.0,
-            message="must be >= -1: a fall of more than 100% is impossible",
+            high=MAX_UPLIFT,
+            message=f"must be between -1 (a fall of 100%) and {MAX_UPLIFT:g}",
         )
     if e.nps_shift is not None:
         q = f"{p}nps_shift."
@@ -377,11 +388,17 @@ def _check_effects(
             )
     if e.referrals is not None:
         checks.number(
-            f"{p}referrals.new_customers_per_period", e.referrals.new_customers_per_period, low=0.0
+            f"{p}referrals.new_customers_per_period",
+            e.referrals.new_customers_per_period,
+            low=0.0,
+            high=MAX_CUSTOMERS,
         )
         if e.referrals.value_per_new_customer is not None:
             checks.number(
-                f"{p}referrals.value_per_new_customer", e.referrals.value_per_new_customer, low=0.0
+                f"{p}referrals.value_per_new_customer",
+                e.referrals.value_per_new_customer,
+                low=0.0,
+                high=MAX_MONEY,
             )
 
 

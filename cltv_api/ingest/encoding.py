@@ -66,11 +66,8 @@ def decode_sample(sample: bytes, guess: EncodingGuess, *, complete: bool) -> str
     decoder = codecs.getincrementaldecoder(guess.name)(errors="strict")
     try:
         text = decoder.decode(sample[guess.bom :], final=complete)
-    except UnicodeDecodeError as exc:
-        raise InvalidInput(
-            f"The file is not valid {guess.name} text near byte {exc.start + guess.bom}; "
-            "pass the right encoding=..."
-        ) from exc
+    except UnicodeError as exc:
+        raise _not_text(guess, exc, guess.bom) from exc
     text = text.removeprefix("\ufeff")
     check_not_binary(text)
     return text
@@ -97,11 +94,20 @@ def transcode_to_utf8(src: Path, dst: Path, guess: EncodingGuess) -> None:
                 fout.write(decoder.decode(chunk).encode("utf-8"))
                 chunk_start += len(chunk)
             fout.write(decoder.decode(b"", final=True).encode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise InvalidInput(
-            f"The file is not valid {guess.name} text near byte {chunk_start + exc.start}; "
-            "pass the right encoding=..."
-        ) from exc
+    except UnicodeError as exc:
+        raise _not_text(guess, exc, chunk_start) from exc
+
+
+def _not_text(guess: EncodingGuess, exc: UnicodeError, offset: int) -> InvalidInput:
+    """The problem for bytes the encoding cannot decode. Codecs also raise a bare UnicodeError
+    (``utf-16`` without a byte-order mark), which has no position."""
+    if isinstance(exc, UnicodeDecodeError):
+        where, reason = f" near byte {offset + exc.start}", exc.reason
+    else:
+        where, reason = "", str(exc)
+    return InvalidInput(
+        f"The file is not valid {guess.name} text{where} ({reason}); pass the right encoding=..."
+    )
 
 
 def _bomless_utf16(sample: bytes) -> str | None:

@@ -45,6 +45,26 @@ from cltv_api.ingest.validate import (
 )
 
 _MIN_DATE, _END_DATE = "TIMESTAMP '1900-01-01'", "TIMESTAMP '2101-01-01'"
+MAX_AMOUNT = 1e15
+"""Largest absolute amount of one transaction, in the file's currency: far above any real
+purchase, and low enough that sums and the spend model's moments of millions of them stay
+finite (a ``1e308`` amount overflowed the Gamma-Gamma fit)."""
+MAX_CUSTOMER_ID_CHARS = 500
+"""Longest customer id accepted (the longest ``/v1/fits/{id}/customers/{customer_id}`` takes)."""
+
+
+def _customer_id_problems(column: str) -> list[Problem]:
+    """An empty customer id, and one too long to be an id (a mis-mapped text column)."""
+    return [
+        Problem("missing_customer_id", column, "customer_id IS NULL", None, "customer id is empty"),
+        Problem(
+            "customer_id_too_long",
+            column,
+            f"length(customer_id) > {MAX_CUSTOMER_ID_CHARS}",
+            "customer_id",
+            f"customer id is longer than {MAX_CUSTOMER_ID_CHARS} characters",
+        ),
+    ]
 
 
 @dataclass
@@ -224,9 +244,7 @@ def transactions(ctx: Context, report: ValidationReport) -> str:
     select += _segment_select(ctx)
     ctx.con.execute(f"CREATE TABLE parsed AS SELECT {', '.join(select)} FROM {STAGED}")
     problems = [
-        Problem(
-            "missing_customer_id", cust.name, "customer_id IS NULL", None, "customer id is empty"
-        ),
+        *_customer_id_problems(cust.name),
         *_date_problems(ctx, "date", dt.name, required=True),
         *_number_problems(ctx, "amount", amt.name, missing_when="true"),
         Problem(
@@ -238,6 +256,13 @@ def transactions(ctx: Context, report: ValidationReport) -> str:
             "negative",
         ),
         Problem("zero_amount", amt.name, "amount = 0", "amount_raw", "amount is zero", "zero"),
+        Problem(
+            "amount_out_of_range",
+            amt.name,
+            f"isfinite(amount) AND abs(amount) > {MAX_AMOUNT:.0f}",
+            "amount_raw",
+            f"amount is larger than {MAX_AMOUNT:g} in absolute value",
+        ),
     ]
     drop = check(ctx.con, "parsed", problems, ctx.options, ctx.staged, report)
     kept = _finish_checks(ctx, report, "parsed", drop)
@@ -328,13 +353,7 @@ def summary(ctx: Context, report: ValidationReport) -> str:
     problems: list[Problem] = []
     if ctx.has("customer_id"):
         problems += [
-            Problem(
-                "missing_customer_id",
-                ctx.col("customer_id").name,
-                "customer_id IS NULL",
-                None,
-                "customer id is empty",
-            ),
+            *_customer_id_problems(ctx.col("customer_id").name),
             Problem(
                 "duplicate_customer_id",
                 ctx.col("customer_id").name,
@@ -515,9 +534,7 @@ def customer_spells(ctx: Context, report: ValidationReport) -> str:
     select += _segment_select(ctx)
     ctx.con.execute(f"CREATE TABLE parsed AS SELECT {', '.join(select)} FROM {STAGED}")
     problems = [
-        Problem(
-            "missing_customer_id", cust.name, "customer_id IS NULL", None, "customer id is empty"
-        ),
+        *_customer_id_problems(cust.name),
         *_date_problems(ctx, "start", start.name, required=True, col="start_date"),
         *_date_problems(ctx, "end", end_name, required=False, col="end_date"),
         Problem(

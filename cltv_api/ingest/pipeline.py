@@ -16,7 +16,13 @@ from typing import Any
 
 import duckdb
 
-from cltv_api.errors import AmbiguousFormat, InvalidInput, PayloadTooLarge, StorageError
+from cltv_api.errors import (
+    AmbiguousFormat,
+    FieldError,
+    InvalidInput,
+    PayloadTooLarge,
+    StorageError,
+)
 from cltv_api.ingest import dates, numbers
 from cltv_api.ingest.dates import DateSpec, DateStats
 from cltv_api.ingest.layouts import LAYOUTS, Context
@@ -47,6 +53,10 @@ DATE_ROLES: dict[str, tuple[str, ...]] = {
     "cohort": (),
     "customer": ("start", "end"),
 }
+MAX_SEGMENT_VALUES = 10_000
+"""Most distinct values a segment column may have: a segment report, a per-segment fit and a
+business case have one row (or model) per value, so a column with a value per customer (an id,
+a free-text field) is refused rather than turned into a million one-customer segments."""
 _NATIVE = DateSpec("iso", "native")  # every date cell is typed (Excel/Parquet dates)
 
 
@@ -208,6 +218,7 @@ def _ingest(
     ctx = Context(con, staged, resolved, options, number, date_spec, as_of)
     report = ValidationReport(policies=policies_of(options) | {"as_of": as_of.isoformat()})
     select_sql = LAYOUTS[resolved.layout](ctx, report)
+    segments = _segment_counts(con, select_sql, resolved)
     path, digest = publish_parquet(con, select_sql, target)
     fmt = replace(
         sample.format(),
@@ -215,7 +226,7 @@ def _ingest(
         thousands_separator=number.thousands if NUMBER_ROLES[resolved.layout] else None,
         date_format=date_spec.label if date_spec else None,
     )
-    return _result(con, path, digest, kind, resolved, fmt, report)
+    return _result(con, path, digest, kind, resolved, fmt, report, segments)
 
 
 # --------------------------------------------------------------------------- formats
@@ -422,6 +433,28 @@ def _connect(work: Path, options: ParseOptions) -> duckdb.DuckDBPyConnection:
         raise InvalidInput(f"Invalid DuckDB settings: {_first_line(exc)}") from exc
 
 
+def _segment_counts(
+    con: duckdb.DuckDBPyConnection, select_sql: str, resolved: ResolvedMapping
+) -> dict[str, int]:
+    """Distinct values of each segment column of the rows to store; InvalidInput (before
+    anything is stored) for a column with more than :data:`MAX_SEGMENT_VALUES`."""
+    names = [resolved.columns[i] for i in resolved.segments]
+    if not names:
+        return {}
+    counts = ", ".join(f"count(DISTINCT {ident(n)})" for n in names)
+    row = con.execute(f"SELECT {counts} FROM ({select_sql})").fetchone()
+    found = dict(zip(names, (int(v) for v in row or [0] * len(names)), strict=True))
+    for name, count in found.items():
+        if count > MAX_SEGMENT_VALUES:
+            raise InvalidInput(
+                f"Segment column {name!r} has {count:,} distinct values; a segment column may "
+                f"have at most {MAX_SEGMENT_VALUES:,} (segments group many customers each). "
+                "Nothing was stored; upload it without that column as a segment.",
+                errors=[FieldError(name, f"more than {MAX_SEGMENT_VALUES:,} distinct values")],
+            )
+    return found
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -435,6 +468,7 @@ def _result(
     resolved: ResolvedMapping,
     fmt: DetectedFormat,
     report: ValidationReport,
+    segments: dict[str, int],
 ) -> IngestResult:
     src = f"read_parquet({lit(str(path))})"
     layout = resolved.layout
@@ -461,12 +495,6 @@ def _result(
         ).fetchone()
         assert row is not None
         customers, dmin, dmax = int(row[0]), row[1], row[2]
-    segments = {
-        resolved.columns[i]: _one(
-            con, f"SELECT count(DISTINCT {ident(resolved.columns[i])}) FROM {src}"
-        )
-        for i in resolved.segments
-    }
     return IngestResult(
         path=path,
         sha256=digest,

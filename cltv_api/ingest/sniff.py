@@ -29,6 +29,12 @@ DELIMITERS: tuple[str, ...] = (",", ";", "\t", "|")
 SAMPLE_ROWS = 2000
 _HEADER_SEARCH_ROWS = 50
 _XLS_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+MAX_XLSX_EXPANDED_BYTES = 4 * 1024**3
+"""Largest total size the parts of an .xlsx may expand to (4 GiB, about 40 million cells)."""
+MAX_XLSX_RATIO = 200
+"""Largest expansion ratio of one part bigger than :data:`_RATIO_CHECKED_BYTES`: sheet XML of real
+exports deflates 5-30x; a ZIP bomb (a tiny file expanding to gigabytes) is ~1000x."""
+_RATIO_CHECKED_BYTES = 16 * 1024**2
 
 
 @dataclass(frozen=True)
@@ -291,14 +297,37 @@ def _header_index(records: list[Record], delimiter: str, options: ParseOptions) 
 def _check_xlsx_zip(path: Path) -> None:
     try:
         with zipfile.ZipFile(path) as zf:
-            names = set(zf.namelist())
+            members = zf.infolist()
     except zipfile.BadZipFile as exc:
         raise InvalidInput("The file is a damaged ZIP/XLSX archive.") from exc
-    if "xl/workbook.xml" not in names:
+    if "xl/workbook.xml" not in {m.filename for m in members}:
         raise InvalidInput(
             "The file is a ZIP archive but not an Excel .xlsx workbook; upload the CSV, XLSX or "
             "Parquet file itself."
         )
+    _check_expansion(members)
+
+
+def _check_expansion(members: list[zipfile.ZipInfo]) -> None:
+    """Refuse a ZIP bomb from the sizes in the archive's directory, before expanding anything.
+
+    Python's ``zipfile`` (which openpyxl reads through) never inflates a part beyond the size its
+    directory entry declares, so checking the declared sizes bounds the work of every reader.
+    """
+    total = sum(m.file_size for m in members)
+    if total > MAX_XLSX_EXPANDED_BYTES:
+        raise InvalidInput(
+            f"The workbook expands to {total:,} bytes, more than the {MAX_XLSX_EXPANDED_BYTES:,} "
+            "allowed; save it as CSV (or split it) and upload again."
+        )
+    for m in members:
+        ratio = m.file_size / max(m.compress_size, 1)
+        if m.file_size > _RATIO_CHECKED_BYTES and ratio > MAX_XLSX_RATIO:
+            raise InvalidInput(
+                f"The workbook part {m.filename!r} expands {ratio:,.0f} times (to "
+                f"{m.file_size:,} bytes), more than the {MAX_XLSX_RATIO} times real spreadsheets "
+                "do: this looks like a ZIP bomb, so it was not opened."
+            )
 
 
 def open_workbook(path: Path) -> Any:

@@ -29,6 +29,7 @@ from cltv_api.schemas.business_cases import (
     BusinessCaseOut,
     BusinessCaseSummary,
 )
+from cltv_api.schemas.datasets import MAX_OFFSET
 from cltv_api.services import business_cases as service
 from cltv_api.storage.tables import ID_LENGTH, BusinessCase
 
@@ -135,7 +136,7 @@ def list_cases(
     session: SessionDep,
     request: Request,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> BusinessCaseList:
     rows, total = service.list_cases(session, principal.workspace.id, limit=limit, offset=offset)
     return BusinessCaseList(

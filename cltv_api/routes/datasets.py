@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from cltv_api.deps import ReadAccess, SessionDep, SettingsDep, WorkerDep, WriteAccess
 from cltv_api.problems import problem_responses
 from cltv_api.schemas.datasets import (
+    MAX_OFFSET,
     DatasetList,
     DatasetOut,
     PreviewOut,
@@ -277,7 +278,7 @@ def list_datasets(
     session: SessionDep,
     request: Request,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> DatasetList:
     datasets, total = service.list_datasets(
         session, principal.workspace.id, limit=limit, offset=offset

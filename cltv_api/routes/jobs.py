@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query
 
 from cltv_api.deps import ReadAccess, SessionDep, WriteAccess
 from cltv_api.problems import problem_responses
+from cltv_api.schemas.datasets import MAX_OFFSET
 from cltv_api.schemas.jobs import JobList, JobOut, JobStatus
 from cltv_api.schemas.problem import Problem
 from cltv_api.services import jobs as service
@@ -48,7 +49,7 @@ def list_jobs(
     status: Annotated[JobStatus | None, Query(description="Only jobs in this state.")] = None,
     kind: Annotated[str | None, Query(max_length=40, description="Only jobs of this kind.")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> JobList:
     jobs = service.list_jobs(
         session, principal.workspace.id, status=status, kind=kind, limit=limit, offset=offset

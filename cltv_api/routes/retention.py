@@ -17,6 +17,7 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 from cltv_api.deps import ReadAccess, SessionDep, SettingsDep, WriteAccess
 from cltv_api.problems import problem_responses
 from cltv_api.routes.datasets import next_link
+from cltv_api.schemas.datasets import MAX_OFFSET
 from cltv_api.schemas.retention import (
     RetentionChurnCostOut,
     RetentionFitCreate,
@@ -62,7 +63,7 @@ def list_retention_fits(
     session: SessionDep,
     request: Request,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> RetentionFitList:
     fits, total = service.list_retention_fits(
         session, principal.workspace.id, limit=limit, offset=offset

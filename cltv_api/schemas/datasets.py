@@ -310,6 +310,11 @@ class DatasetOut(BaseModel):
     url: str
 
 
+MAX_OFFSET = 1_000_000_000
+"""Largest ``offset`` of a list request: past any real list, and inside the databases' 64-bit
+integers (a larger number made SQLite fail with a 500)."""
+
+
 class Page(BaseModel):
     """Paging members of a list response."""
 
