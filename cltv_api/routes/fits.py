@@ -18,7 +18,7 @@ from fastapi.responses import StreamingResponse
 from cltv_api.deps import ReadAccess, SessionDep, SettingsDep, WorkerDep, WriteAccess
 from cltv_api.problems import problem_responses
 from cltv_api.routes.datasets import SegmentCacheDep, next_link
-from cltv_api.schemas.datasets import TimeUnitName
+from cltv_api.schemas.datasets import MAX_OFFSET, TimeUnitName
 from cltv_api.schemas.fits import (
     CustomerDetail,
     CustomerPage,
@@ -124,7 +124,7 @@ def list_fits(
         str | None, Query(max_length=ID_LENGTH, description="Only fits of this data set.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> FitList:
     fits, total = service.list_fits(
         session, principal.workspace.id, dataset_id=dataset_id, limit=limit, offset=offset
@@ -237,7 +237,7 @@ def fit_customers(
     params: ValuationDep,
     request: Request,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     sort: Annotated[CustomerSort, Query(description="`-` for descending.")] = "-clv",
     min_p_alive: Annotated[float | None, Query(ge=0, le=1)] = None,
     max_p_alive: Annotated[float | None, Query(ge=0, le=1)] = None,

@@ -40,7 +40,7 @@ from typing import IO, Any
 import ibis.expr.types as ir
 from pydantic import ValidationError
 from python_multipart.exceptions import FormParserError
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -324,6 +324,11 @@ async def receive_multipart(
             parser.finalize()
         except FormParserError as exc:
             raise InvalidInput(f"The multipart body is malformed: {exc}") from exc
+        if parser.state != MultipartState.END:
+            raise InvalidInput(
+                "The multipart body is truncated: it ends before its closing boundary; "
+                "send the whole file again."
+            )
         await writer.flush()
     if not sink.file_seen:
         raise InvalidInput(

@@ -114,11 +114,6 @@ def test_an_upload_over_the_limit_is_413_and_leaves_nothing(tmp_path: Path) -> N
         assert f"limit of {SMALL_LIMIT} bytes" in detail
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="services/datasets.receive_multipart stores a body cut before its closing boundary; "
-    "fix: after parser.finalize(), refuse unless parser.state == MultipartState.END",
-)
 def test_a_truncated_multipart_body_is_refused(env: Env) -> None:
     before = env.stored()
     body = (
@@ -400,11 +395,6 @@ def test_a_huge_list_offset_is_422_not_a_database_overflow(env: Env, path: str) 
                                                           "validation-error")  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="routes/fits.py list_fits and fit_customers take any offset (SQLite overflows past "
-    "2**63 - 1: 500); fix: Query(ge=0, le=MAX_OFFSET) from cltv_api.schemas.datasets",
-)
 def test_a_huge_list_offset_of_fits_is_422(env: Env) -> None:
     before = env.stored()
     response = env.client.get("/v1/fits", headers=env.headers, params={"offset": 2**63})
