@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DatasetKind = Literal["transactions", "summary", "contractual"]
 TimeUnitName = Literal["days", "weeks", "months"]
@@ -91,7 +91,8 @@ class UploadOptions(BaseModel):
     segment_by: list[str] = Field(
         default_factory=list,
         max_length=5,
-        description="With `fit`: segment columns to report by (default: `segment_cols`).",
+        description="With `fit`: segment columns to report by (default: `segment_cols`); "
+        "they are kept as segment columns of the data set too.",
     )
     time_unit: TimeUnitName = Field(default="weeks", description="With `fit`: purchase period.")
     horizon: int = Field(default=12, gt=0, description="With `fit`: CLTV horizon.")
@@ -147,6 +148,15 @@ class UploadOptions(BaseModel):
         if too_long:
             raise ValueError(f"column names are at most {MAX_COLUMN_CHARS} characters")
         return names
+
+    @model_validator(mode="after")
+    def _keep_report_columns(self) -> UploadOptions:
+        """Columns to report by must be in the data set: add them to ``segment_cols``, so
+        ``?fit=auto&segment_by=channel`` works without naming the column twice."""
+        extra = [c for c in _split_names(self.segment_by) if c not in self.segment_cols]
+        if extra:
+            self.segment_cols = [*self.segment_cols, *extra]
+        return self
 
     @field_validator("delimiter", mode="after")
     @classmethod

@@ -658,6 +658,38 @@ def test_one_call_batch_upload_fits_and_answers_the_segment_table_as_csv(env: En
     assert response.headers["X-Dataset-Id"].startswith("ds_")
 
 
+def test_batch_upload_keeps_the_report_columns_without_segment_cols(env: Env) -> None:
+    # Regression: `?fit=auto&segment_by=channel` alone stored the data set without the channel
+    # column, then answered 422 (an orphan data set). The report columns are now kept.
+    before = env.get("/v1/datasets").json()["total"]
+    response = env.client.post(
+        "/v1/datasets",
+        headers=env.headers,
+        params={"fit": "bgnbd", "segment_by": "channel"},
+        files={"file": ("tx.csv", csv_bytes(env.table))},
+    )
+    assert response.status_code == 201, response.text
+    labels = [r["channel"] for r in csv.DictReader(io.StringIO(response.text))]
+    assert labels[-1] == "(all)"
+    assert len(labels) == len(set(env.table["channel"].to_pylist())) + 1
+    dataset = env.get(f"/v1/datasets/{response.headers['X-Dataset-Id']}").json()
+    assert [c["name"] for c in dataset["segment_columns"]] == ["channel"]
+    assert env.get("/v1/datasets").json()["total"] == before + 1
+
+
+def test_batch_upload_with_an_unknown_report_column_stores_nothing(env: Env) -> None:
+    before = env.get("/v1/datasets").json()["total"]
+    response = env.client.post(
+        "/v1/datasets",
+        headers=env.headers,
+        params={"fit": "bgnbd", "segment_by": "no_such_column"},
+        files={"file": ("tx.csv", csv_bytes(env.table))},
+    )
+    assert response.status_code == 422, response.text
+    assert "no_such_column" in response.json()["detail"]
+    assert env.get("/v1/datasets").json()["total"] == before
+
+
 def test_batch_upload_of_a_large_file_answers_202_with_the_fit_job(tmp_path: Path) -> None:
     app = create_app(make_settings(tmp_path / "data", sync_fit_max_customers=10))
     with TestClient(app) as client:
