@@ -67,7 +67,7 @@ def problem_body(
         "detail": detail,
     }
     if instance is not None:
-        body["instance"] = instance
+        body["instance"] = redact_path(instance)  # a share token is a secret: never echo it
     error_list = [error.as_dict() for error in errors]
     if error_list:
         body["errors"] = error_list
@@ -170,9 +170,10 @@ def _unparsable_body_detail(cause: BaseException) -> str:
 
 def _http_error_detail(request: Request, exc: StarletteHTTPException, allowed: str) -> str:
     if exc.status_code == HTTPStatus.NOT_FOUND and exc.detail == HTTPStatus.NOT_FOUND.phrase:
-        return f"No resource at {request.method} {request.url.path}."
+        return f"No resource at {request.method} {redact_path(request.url.path)}."
     if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
-        return f"{request.method} is not allowed on {request.url.path}; allowed: {allowed}."
+        path = redact_path(request.url.path)
+        return f"{request.method} is not allowed on {path}; allowed: {allowed}."
     if exc.status_code == HTTPStatus.BAD_REQUEST and exc.__cause__ is not None:
         return _unparsable_body_detail(exc.__cause__)
     return str(exc.detail)

@@ -209,6 +209,23 @@ def test_pull_with_impossible_csv_options_is_422(env: Env) -> None:
     assert [e["field"] for e in response.json()["errors"]] == ["query.sep"]
 
 
+def test_problem_answers_never_echo_the_token(env: Env) -> None:
+    # Regression: the problems' `instance` carried the request path, token included.
+    created = env.share("fit", env.fit_id).json()
+    token = created["token"]
+    answers = [
+        pull(env, token, "cashflows.csv"),  # a fit token has no cash flows: 404
+        pull(env, token, "value", metric="no such metric"),  # 422
+        env.client.post(f"/v1/share/{token}/value"),  # 405
+    ]
+    env.client.delete(f"/v1/share-tokens/{created['id']}", headers=env.mine.headers)
+    answers.append(pull(env, token, "value", metric="customers"))  # revoked: 401
+    assert [a.status_code for a in answers] == [404, 422, 405, 401]
+    for answer in answers:
+        assert token not in answer.text
+        assert answer.json()["instance"].startswith("/v1/share/<token>/")
+
+
 def test_the_token_is_never_logged(env: Env, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     token = env.token("fit", env.fit_id)
