@@ -11,7 +11,8 @@ draft "RateLimit header fields for HTTP" (draft-ietf-httpapi-ratelimit-headers-0
 ``RateLimit-Reset`` (seconds until the bucket is full again), and ``RateLimit-Policy``
 (``<burst>;w=<seconds to refill it>``).
 
-Health checks and metrics (``/healthz``, ``/readyz``, ``/metrics``) are never limited. The
+Health checks and metrics (``/healthz``, ``/readyz``, ``/metrics``) and ``OPTIONS``/``HEAD``
+probes are never limited. The
 buckets live in this process: with several processes each has its own (the limit is per
 process); behind a proxy, run uvicorn with ``--proxy-headers`` so the client IP is the caller's.
 """
@@ -30,6 +31,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cltv_api.problems import problem_body, problem_response, redact_path
 
 EXEMPT_PATHS: Final = frozenset({"/healthz", "/readyz", "/metrics"})
+EXEMPT_METHODS: Final = frozenset({"OPTIONS", "HEAD"})
+"""Probes that compute nothing here (CORS preflights; spreadsheet engines such as LibreOffice
+send OPTIONS and HEAD before every WEBSERVICE GET): they do not use up a caller's tokens."""
 SHARE_PULL_PREFIX: Final = "/v1/share/"
 MAX_BUCKETS: Final = 10_000
 """Beyond this many callers, buckets that are full again (idle callers) are forgotten."""
@@ -158,7 +162,11 @@ class RateLimitMiddleware:
         self.buckets = TokenBuckets(rate, burst)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
+        if (
+            scope["type"] != "http"
+            or scope["path"] in EXEMPT_PATHS
+            or scope["method"] in EXEMPT_METHODS
+        ):
             await self.app(scope, receive, send)
             return
         decision = self.buckets.take(caller_key(scope))

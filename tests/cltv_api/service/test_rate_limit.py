@@ -160,6 +160,18 @@ def test_health_checks_and_metrics_are_never_limited(
         assert "ratelimit-limit" not in responses[-1].headers
 
 
+def test_options_and_head_probes_do_not_use_up_the_tokens(
+    limited: tuple[TestClient, Callable[[str], Credentials]],
+) -> None:
+    # LibreOffice's WEBSERVICE sends OPTIONS and HEAD before each GET (burst here: 2).
+    client, _ = limited
+    url = "/v1/share/cltv_share_" + "C" * 40 + "/value?metric=npv"
+    for _ in range(5):
+        client.options(url)
+        client.head(url)
+    assert [client.get(url).status_code for _ in range(3)] == [404, 404, 429]
+
+
 def test_a_rate_of_zero_turns_limiting_off(tmp_path: Path) -> None:
     settings = make_settings(tmp_path / "data", rate_limit_per_second=0, rate_limit_burst=1)
     with TestClient(create_app(settings)) as client:
