@@ -53,9 +53,11 @@ class FitCreate(BaseModel):
     dataset_id: str = Field(max_length=ID_LENGTH, description="A transactions data set.")
     purchase_model: PurchaseModelName = Field(
         default="auto",
-        description="BG/NBD (Fader, Hardie & Lee 2005), Pareto/NBD (Schmittlein, Morrison & "
-        "Colombo 1987), MBG/NBD (Batislam, Denizel & Filiztekin 2007), or `auto`: fit all three "
-        "and keep the lowest holdout error (with a holdout) or BIC.",
+        description="`bgnbd` BG/NBD (Fader, Hardie & Lee 2005), `pnbd` Pareto/NBD (Schmittlein, "
+        "Morrison & Colombo 1987), `mbgnbd` MBG/NBD (Batislam, Denizel & Filiztekin 2007), "
+        "`bgbb` BG/BB for discrete opportunities, one per `time_unit` period (Fader, Hardie & "
+        "Shang 2010), or `auto`: fit BG/NBD, Pareto/NBD and MBG/NBD and keep the lowest "
+        "holdout error (with a holdout) or BIC.",
     )
     spend_model: SpendModelName = Field(
         default="gamma_gamma",
