@@ -50,7 +50,12 @@ from cltv_api.routes import (
     workspaces,
 )
 from cltv_api.security_headers import SecurityHeadersMiddleware
-from cltv_api.services.fits import FIT_JOB_KIND, SegmentCache, run_fit_job
+from cltv_api.services.fits import (
+    FIT_JOB_KIND,
+    SegmentCache,
+    fail_interrupted_fit,
+    run_fit_job,
+)
 from cltv_api.services.jobs import JobWorker, register_job_kind
 from cltv_api.services.workspaces import Principal
 from cltv_api.settings import Settings, get_settings
@@ -162,7 +167,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.segment_cache = SegmentCache(settings.segment_cache_entries)
     app.state.metrics = Metrics()
-    register_job_kind(FIT_JOB_KIND, run_fit_job)
+    register_job_kind(FIT_JOB_KIND, run_fit_job, on_interrupted=fail_interrupted_fit)
     app.dependency_overrides[get_settings] = lambda: settings
     # The authentication as before, noting the workspace for the access log.
     app.dependency_overrides[get_principal] = recording_workspace(get_principal, _workspace_id)

@@ -364,6 +364,18 @@ def run_fit_job(payload: dict[str, Any], report: ProgressReporter) -> str:
     return fit_url(fit_id)
 
 
+def fail_interrupted_fit(session: Session, job: Job, error: dict[str, Any]) -> None:
+    """The fit a dead process was fitting is failed with the job's problem (the ``fit`` job
+    kind's interrupted hook)."""
+    fit_id = str((job.payload or {}).get("fit_id", ""))
+    fit = FitRepository(session, job.workspace_id).get(fit_id)
+    if fit is None or fit.status in FINISHED_STATUSES:
+        return
+    fit.status = "failed"
+    fit.result = {"job_id": job.id, "error": {**error, "instance": fit_url(fit_id)}}
+    fit.finished_at = utcnow()
+
+
 def _job_fit(session: Session, workspace_id: str, fit_id: str) -> Fit:
     fit = FitRepository(session, workspace_id).get(fit_id)
     if fit is None:

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import event
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from cltv_api.errors import CLTVError, Conflict, InvalidInput, NotFound
@@ -77,7 +77,13 @@ class ProgressReporter(Protocol):
 
 JobFunc = Callable[[dict[str, Any], ProgressReporter], str | None]
 
+InterruptedHook = Callable[[Session, Job, dict[str, Any]], None]
+"""Called when a job of the kind is found interrupted by a dead process, in the transaction
+that marks it failed, with the job and the problem recorded on it (e.g. to fail the resource
+the job was building)."""
+
 _REGISTRY: dict[str, JobFunc] = {}
+_ON_INTERRUPTED: dict[str, InterruptedHook] = {}
 _REGISTRY_LOCK = threading.Lock()
 
 
@@ -149,21 +155,33 @@ class _Origins:
 _ORIGINS = _Origins(MAX_REMEMBERED_ORIGINS)
 
 
-def register_job_kind(kind: str, func: JobFunc, *, replace: bool = False) -> None:
+def register_job_kind(
+    kind: str,
+    func: JobFunc,
+    *,
+    replace: bool = False,
+    on_interrupted: InterruptedHook | None = None,
+) -> None:
     """Make ``kind`` runnable by the worker. Registering a kind twice is an error unless
-    ``replace`` (a different function under the same name is almost always a mistake)."""
+    ``replace`` (a different function under the same name is almost always a mistake).
+    ``on_interrupted`` is called for jobs of the kind a dead process left running."""
     if not kind or len(kind) > 40:
         raise ValueError("a job kind is a non-empty name of at most 40 characters")
     with _REGISTRY_LOCK:
         if kind in _REGISTRY and _REGISTRY[kind] is not func and not replace:
             raise ValueError(f"job kind '{kind}' is already registered")
         _REGISTRY[kind] = func
+        if on_interrupted is not None:
+            _ON_INTERRUPTED[kind] = on_interrupted
+        else:
+            _ON_INTERRUPTED.pop(kind, None)
 
 
 def unregister_job_kind(kind: str) -> None:
     """Forget a job kind (queued jobs of that kind then fail when picked up)."""
     with _REGISTRY_LOCK:
         _REGISTRY.pop(kind, None)
+        _ON_INTERRUPTED.pop(kind, None)
 
 
 def registered_job_kinds() -> frozenset[str]:
@@ -355,7 +373,18 @@ class JobWorker:
         stale_before = now - timedelta(seconds=self.settings.job_stale_after_seconds)
         error = problem_from_error(JobInterruptedError(INTERRUPTED_DETAIL))
         with self.db.session() as session:
+            stale = session.scalars(
+                select(Job).where(
+                    Job.status == "running",
+                    Job.heartbeat_at.is_(None) | (Job.heartbeat_at < stale_before),
+                )
+            ).all()
             count = JobQueue(session).fail_stale(stale_before, error, now)
+            for job in stale:
+                with _REGISTRY_LOCK:
+                    hook = _ON_INTERRUPTED.get(job.kind)
+                if hook is not None:
+                    hook(session, job, error)
         if count:
             logger.warning("marked %d job(s) interrupted by a server restart as failed", count)
         return count

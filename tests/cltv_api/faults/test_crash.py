@@ -283,11 +283,6 @@ def test_the_same_fit_submitted_again_after_the_restart_succeeds(crashed_fit: Cr
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the restart check fails the job row only; the fit row it was fitting stays "
-    "'running' (fix: a per-kind orphan hook in services/jobs.py used by services/fits.py)",
-)
 def test_the_fit_of_a_killed_job_is_failed_too(crashed_fit: Crashed) -> None:
     with crashed_fit.client() as client:
         job_finished(client, crashed_fit.before["job_url"], STALE_AFTER_SECONDS + 8)
