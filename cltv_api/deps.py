@@ -19,6 +19,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from cltv_api.observability import note_workspace
 from cltv_api.services.jobs import JobWorker
 from cltv_api.services.workspaces import Principal, authenticate
 from cltv_api.settings import Settings, get_settings
@@ -73,6 +74,7 @@ def get_principal(
     """The workspace and key of the request (401 problem without a valid key)."""
     presented = bearer.credentials if bearer is not None else header_key
     principal = authenticate(session, presented)
+    note_workspace(principal.workspace.id)  # for the access log line of this request
     # Authentication may record ``last_used_at``: commit now so that write transaction does not
     # stay open (holding SQLite's write lock) for the whole of a long request.
     session.commit()

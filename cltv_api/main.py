@@ -26,14 +26,12 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
-from cltv_api.deps import get_principal
 from cltv_api.errors import StorageError
 from cltv_api.metrics import Metrics, metrics_route
 from cltv_api.observability import (
     REQUEST_ID_HEADER,
     RequestContextMiddleware,
     configure_logging,
-    recording_workspace,
 )
 from cltv_api.problems import install_problem_handlers
 from cltv_api.ratelimit import RateLimitMiddleware
@@ -57,7 +55,6 @@ from cltv_api.services.fits import (
     run_fit_job,
 )
 from cltv_api.services.jobs import JobWorker, register_job_kind
-from cltv_api.services.workspaces import Principal
 from cltv_api.settings import Settings, get_settings
 from cltv_api.storage.db import Database
 from cltv_api.storage.migrate import upgrade_to_head
@@ -121,10 +118,6 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(_stop_resources, app)
 
 
-def _workspace_id(principal: Principal) -> str:
-    return principal.workspace.id
-
-
 def _add_middleware(app: FastAPI, settings: Settings) -> None:
     """The middleware of the module doc; each ``add_middleware`` wraps the ones added before."""
     if settings.rate_limit_per_second > 0:
@@ -170,7 +163,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     register_job_kind(FIT_JOB_KIND, run_fit_job, on_interrupted=fail_interrupted_fit)
     app.dependency_overrides[get_settings] = lambda: settings
     # The authentication as before, noting the workspace for the access log.
-    app.dependency_overrides[get_principal] = recording_workspace(get_principal, _workspace_id)
     install_problem_handlers(app)
     _add_middleware(app, settings)
     if settings.metrics_enabled:

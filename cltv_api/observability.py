@@ -33,11 +33,11 @@ import re
 import secrets
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Final, ParamSpec, TextIO, TypeVar
+from typing import Any, Final, TextIO
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -123,24 +123,6 @@ def note_workspace(workspace_id: str) -> None:
     context = _context.get()
     if context is not None:
         context.workspace_id = workspace_id
-
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def recording_workspace(func: Callable[P, R], workspace_of: Callable[[R], str]) -> Callable[P, R]:
-    """``func`` (an authentication dependency) that also notes the workspace of what it returns
-    in the log context. It keeps ``func``'s signature, so FastAPI resolves the same
-    sub-dependencies: use it as a dependency override of ``func``."""
-
-    @functools.wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        principal = func(*args, **kwargs)
-        note_workspace(workspace_of(principal))
-        return principal
-
-    return wrapper
 
 
 def new_request_id() -> str:
