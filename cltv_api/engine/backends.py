@@ -160,9 +160,17 @@ class Engine:
         write_batches(self.backend, expr, target)
 
     def persist(self, expr: ir.Table, path: str | Path) -> ir.Table:
-        """Write ``expr`` to Parquet and return a table reading it (compute once, reuse)."""
-        self.to_parquet(expr, path)
-        return self.table(Path(path))
+        """Write ``expr`` to Parquet and return a table reading it (compute once, reuse).
+
+        A database that cannot read Parquet (PostgreSQL) keeps the result in a temporary table
+        of its own instead, computed there once, and the file is written from that table.
+        """
+        if _reads_parquet(self.backend):
+            self.to_parquet(expr, path)
+            return self.table(Path(path))
+        stored = self.backend.create_table(ibis.util.gen_name("cltv_persist"), expr, temp=True)
+        self.to_parquet(stored, path)
+        return stored
 
     def to_pyarrow(self, expr: ir.Table, *, max_rows: int = DEFAULT_MAX_ROWS) -> pa.Table:
         """Collect a *small* result; raises PayloadTooLarge beyond ``max_rows`` rows."""
@@ -199,6 +207,11 @@ def write_batches(backend: BatchSource, expr: ir.Table, path: str | Path) -> Non
     ):
         for batch in batches:
             writer.write_batch(batch)
+
+
+def _reads_parquet(backend: ibis.BaseBackend) -> bool:
+    """Whether the backend implements ``read_parquet`` (Ibis' base class only raises)."""
+    return type(backend).read_parquet is not ibis.BaseBackend.read_parquet
 
 
 def _is_parquet_source(source: str | Path) -> bool:

@@ -15,7 +15,7 @@ from sqlalchemy import Connection
 
 from cltv_api.settings import Settings
 from cltv_api.storage.db import make_engine
-from cltv_api.storage.tables import Base, UTCDateTime
+from cltv_api.storage.tables import Base, BoundedString, UTCDateTime
 
 config = context.config
 target_metadata = Base.metadata
@@ -35,9 +35,12 @@ def _url() -> str:
 
 
 def _render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
-    """Write the ORM's ``UTCDateTime`` as the plain column type it is stored as."""
+    """Write the ORM's own column types as the plain types they are stored as, so generated
+    migrations import nothing from the application."""
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
+    if type_ == "type" and isinstance(obj, BoundedString):
+        return f"sa.String(length={obj.max_chars})"
     return False
 
 

@@ -15,10 +15,14 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, func, select
 
 from cltv_api.storage.db import Database
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+# Key of the PostgreSQL advisory lock held while migrating: any fixed 64-bit number that no other
+# application sharing the database uses (this one spells "cltv" in ASCII, 0x636c7476).
+POSTGRES_MIGRATION_LOCK = 0x636C7476
 
 
 def alembic_config(url: str) -> Config:
@@ -73,13 +77,28 @@ def _process_lock(lock_path: Path | None) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _database_lock(connection: Connection) -> None:
+    """On PostgreSQL, wait for the migration lock, held until this transaction ends.
+
+    The file lock serialises only processes that see the same lock file (``flock`` across
+    machines, e.g. on a network file system, is not reliable), and without a lock two processes
+    starting on an empty database both create the tables: the second fails with "relation
+    already exists". SQLite needs nothing more: its database is a file of the data directory,
+    and a writer locks the whole file.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(select(func.pg_advisory_xact_lock(POSTGRES_MIGRATION_LOCK)))
+
+
 def upgrade_to_head(db: Database, lock_path: Path | None = None) -> SchemaStatus:
     """Apply every pending migration (idempotent) and return the resulting status.
 
     ``lock_path`` (a file in the data directory) makes concurrent start-ups of several worker
-    processes wait for each other instead of racing to create the same tables.
+    processes wait for each other instead of racing to create the same tables; on PostgreSQL
+    an advisory lock in the database does the same for processes on different machines.
     """
     with _process_lock(lock_path), db.engine.begin() as connection:
+        _database_lock(connection)
         config = alembic_config(db.url)
         config.attributes["connection"] = connection
         command.upgrade(config, "head")

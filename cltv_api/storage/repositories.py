@@ -19,6 +19,7 @@ from sqlalchemy import ColumnElement, Select, func, select, update
 from sqlalchemy.orm import Session
 
 from cltv_api.storage.tables import (
+    ID_LENGTH,
     ApiKey,
     BusinessCase,
     Dataset,
@@ -32,6 +33,15 @@ from cltv_api.storage.tables import (
 DEFAULT_PAGE_SIZE = 50
 
 T = TypeVar("T", bound=WorkspaceOwned)
+R = TypeVar("R", Workspace, Job)
+
+
+def _get_by_id(session: Session, model: type[R], row_id: str) -> R | None:
+    """``session.get`` (identity map first), or None for an id longer than any stored one
+    (binding it would fail the column's length check, see ``tables.BoundedString``)."""
+    if len(row_id) > ID_LENGTH:
+        return None
+    return session.get(model, row_id)
 
 
 class WorkspaceRepository:
@@ -47,7 +57,7 @@ class WorkspaceRepository:
         return workspace
 
     def get(self, workspace_id: str) -> Workspace | None:
-        return self.session.get(Workspace, workspace_id)
+        return _get_by_id(self.session, Workspace, workspace_id)
 
 
 class ScopedRepository(Generic[T]):
@@ -171,7 +181,7 @@ class JobQueue:
         )
 
     def get(self, job_id: str) -> Job | None:
-        return self.session.get(Job, job_id)
+        return _get_by_id(self.session, Job, job_id)
 
     def report(self, job_id: str, progress: float, stage: str, now: datetime) -> bool:
         """Record progress of a running job; False when it is no longer running (cancelled)."""

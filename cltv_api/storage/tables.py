@@ -1,7 +1,10 @@
 """ORM models of the metadata database (SQLAlchemy 2 typed declarative mapping).
 
 Only portable types are used (strings, integers, floats, timezone-aware timestamps, the generic
-``JSON`` type), so the same models and migrations run on SQLite and PostgreSQL. Every table but
+``JSON`` type), so the same models and migrations run on SQLite and PostgreSQL. Where the two
+differ, the column types make SQLite behave like PostgreSQL: strings longer than their column
+are refused (:class:`BoundedString`; SQLite would store them) and timestamps come back aware
+in UTC (:class:`UTCDateTime`; SQLite has no time zones). Every table but
 ``workspaces`` carries ``workspace_id``; the repositories always filter on it.
 
 Identifiers are opaque strings ``<prefix>_<20 random base-36 characters>`` (about 103 bits from
@@ -30,6 +33,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeEngine
 
 ID_ALPHABET = string.digits + string.ascii_lowercase
 ID_RANDOM_CHARS = 20
@@ -82,9 +86,40 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+class BoundedString(TypeDecorator[str]):
+    """``VARCHAR(length)`` that refuses longer values on every backend.
+
+    PostgreSQL raises "value too long" for them; SQLite ignores the length and would store
+    them, so code that passes on SQLite could fail on PostgreSQL. The check here makes both
+    fail alike, before the statement is sent. ``length`` counts characters, as PostgreSQL
+    does. Values compared with the column are not checked: a lookup by a longer id someone
+    typed simply matches nothing, as on PostgreSQL. (``Session.get`` binds the column's own
+    type, so the repositories answer None for too long ids before calling it.)
+    """
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, length: int) -> None:
+        super().__init__(length)
+        self.max_chars = length
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        if value is not None and len(value) > self.max_chars:
+            raise ValueError(
+                f"a string of {len(value)} characters given for a column of at most "
+                f"{self.max_chars}"
+            )
+        return value
+
+    def coerce_compared_value(self, op: Any, value: Any) -> TypeEngine[Any]:
+        """Comparisons bind the plain ``VARCHAR`` (no length check, see above)."""
+        return self.impl_instance
+
+
 def _id_column(prefix: str) -> Mapped[str]:
     return mapped_column(
-        String(ID_LENGTH), primary_key=True, default=lambda: new_id(prefix), sort_order=-10
+        BoundedString(ID_LENGTH), primary_key=True, default=lambda: new_id(prefix), sort_order=-10
     )
 
 
@@ -111,7 +146,7 @@ class WorkspaceOwned:
         id: Mapped[str]
 
     workspace_id: Mapped[str] = mapped_column(
-        String(ID_LENGTH),
+        BoundedString(ID_LENGTH),
         ForeignKey("workspaces.id", ondelete="CASCADE"),
         nullable=False,
         sort_order=-5,
@@ -125,7 +160,7 @@ class Workspace(Base):
     __tablename__ = "workspaces"
 
     id: Mapped[str] = _id_column("ws")
-    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    name: Mapped[str] = mapped_column(BoundedString(200), nullable=False)
     created_at: Mapped[datetime] = _created_at()
 
 
@@ -136,9 +171,9 @@ class ApiKey(WorkspaceOwned, Base):
     __table_args__ = (Index("ix_api_keys_workspace_created", "workspace_id", "created_at"),)
 
     id: Mapped[str] = _id_column("key")
-    name: Mapped[str] = mapped_column(String(200), nullable=False, default="")
-    prefix: Mapped[str] = mapped_column(String(32), nullable=False)
-    key_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    name: Mapped[str] = mapped_column(BoundedString(200), nullable=False, default="")
+    prefix: Mapped[str] = mapped_column(BoundedString(32), nullable=False)
+    key_hash: Mapped[str] = mapped_column(BoundedString(64), nullable=False, unique=True)
     scopes: Mapped[list[str]] = mapped_column(nullable=False)
     revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
     last_used_at: Mapped[datetime | None] = mapped_column(nullable=True)
@@ -151,11 +186,11 @@ class Dataset(WorkspaceOwned, Base):
     __table_args__ = (Index("ix_datasets_workspace_created", "workspace_id", "created_at"),)
 
     id: Mapped[str] = _id_column("ds")
-    name: Mapped[str] = mapped_column(String(200), nullable=False)
-    kind: Mapped[str] = mapped_column(String(40), nullable=False)
-    status: Mapped[str] = mapped_column(String(20), nullable=False)
-    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    path: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    name: Mapped[str] = mapped_column(BoundedString(200), nullable=False)
+    kind: Mapped[str] = mapped_column(BoundedString(40), nullable=False)
+    status: Mapped[str] = mapped_column(BoundedString(20), nullable=False)
+    sha256: Mapped[str | None] = mapped_column(BoundedString(64), nullable=True)
+    path: Mapped[str | None] = mapped_column(BoundedString(1024), nullable=True)
     format: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
     stats: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
     report: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
@@ -170,9 +205,12 @@ class Fit(WorkspaceOwned, Base):
 
     id: Mapped[str] = _id_column("fit")
     dataset_id: Mapped[str] = mapped_column(
-        String(ID_LENGTH), ForeignKey("datasets.id", ondelete="CASCADE"), nullable=False, index=True
+        BoundedString(ID_LENGTH),
+        ForeignKey("datasets.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
     )
-    status: Mapped[str] = mapped_column(String(20), nullable=False)
+    status: Mapped[str] = mapped_column(BoundedString(20), nullable=False)
     request: Mapped[dict[str, Any]] = mapped_column(nullable=False)
     result: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
@@ -192,12 +230,12 @@ class Job(WorkspaceOwned, Base):
     )
 
     id: Mapped[str] = _id_column("job")
-    kind: Mapped[str] = mapped_column(String(40), nullable=False)
-    status: Mapped[str] = mapped_column(String(20), nullable=False, default="queued")
+    kind: Mapped[str] = mapped_column(BoundedString(40), nullable=False)
+    status: Mapped[str] = mapped_column(BoundedString(20), nullable=False, default="queued")
     progress: Mapped[float] = mapped_column(Float(), nullable=False, default=0.0)
-    stage: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    stage: Mapped[str | None] = mapped_column(BoundedString(200), nullable=True)
     payload: Mapped[dict[str, Any]] = mapped_column(nullable=False)
-    result_ref: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    result_ref: Mapped[str | None] = mapped_column(BoundedString(1024), nullable=True)
     error: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
@@ -212,7 +250,7 @@ class RetentionFit(WorkspaceOwned, Base):
     __table_args__ = (Index("ix_retention_fits_workspace_created", "workspace_id", "created_at"),)
 
     id: Mapped[str] = _id_column("rfit")
-    name: Mapped[str] = mapped_column(String(200), nullable=False, default="")
+    name: Mapped[str] = mapped_column(BoundedString(200), nullable=False, default="")
     request: Mapped[dict[str, Any]] = mapped_column(nullable=False)
     result: Mapped[dict[str, Any]] = mapped_column(nullable=False)
 
@@ -226,7 +264,7 @@ class BusinessCase(WorkspaceOwned, Base):
     )
 
     id: Mapped[str] = _id_column("bc")
-    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    name: Mapped[str] = mapped_column(BoundedString(200), nullable=False)
     version: Mapped[int] = mapped_column(Integer(), nullable=False, default=1)
     payload: Mapped[dict[str, Any]] = mapped_column(nullable=False)
     result: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
@@ -241,9 +279,9 @@ class ShareToken(WorkspaceOwned, Base):
     )
 
     id: Mapped[str] = _id_column("shr")
-    resource_type: Mapped[str] = mapped_column(String(40), nullable=False)
-    resource_id: Mapped[str] = mapped_column(String(ID_LENGTH), nullable=False)
-    token_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
-    prefix: Mapped[str] = mapped_column(String(32), nullable=False)
+    resource_type: Mapped[str] = mapped_column(BoundedString(40), nullable=False)
+    resource_id: Mapped[str] = mapped_column(BoundedString(ID_LENGTH), nullable=False)
+    token_hash: Mapped[str] = mapped_column(BoundedString(64), nullable=False, unique=True)
+    prefix: Mapped[str] = mapped_column(BoundedString(32), nullable=False)
     expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
