@@ -49,7 +49,11 @@ EXIT_BAD_INPUT = 2
 
 # ------------------------------------------------------------------------------ arguments
 def _input_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("input", type=Path, help="transactions: CSV, XLSX or Parquet")
+    p.add_argument(
+        "input",
+        type=Path,
+        help="transactions: CSV, XLSX or Parquet (with --from-url: a table of that database)",
+    )
     g = p.add_argument_group("columns and parsing")
     g.add_argument("--customer-col", help="customer id column (default: detected by name)")
     g.add_argument("--date-col", help="transaction date column")
@@ -71,6 +75,12 @@ def _input_args(p: argparse.ArgumentParser) -> None:
     )
     e = p.add_argument_group("engine")
     e.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb")
+    e.add_argument(
+        "--from-url",
+        metavar="URL",
+        help="read INPUT as a table of this database, e.g. postgres://user@host/db or "
+        "duckdb:///warehouse.ddb (the engine then runs there)",
+    )
     e.add_argument(
         "--memory-limit",
         default="1GB",
@@ -170,6 +180,8 @@ class Progress:
 
 
 def _engine(args: argparse.Namespace, workdir: Path) -> Engine:
+    if args.from_url:
+        return Engine.from_url(args.from_url)
     if args.engine == "spark":
         return Engine.spark()
     return Engine.duckdb(memory_limit=args.memory_limit, temp_dir=workdir / "spill")
@@ -177,6 +189,8 @@ def _engine(args: argparse.Namespace, workdir: Path) -> Engine:
 
 def _transactions(args: argparse.Namespace, engine: Engine, workdir: Path) -> ir.Table:
     """The input as a normalised transaction table (ingesting it unless already normalised)."""
+    if args.from_url:
+        return _warehouse_table(args, engine)
     path: Path = args.input
     if not path.exists():
         raise InvalidInput(f"no such file: {path}")
@@ -206,6 +220,24 @@ def _transactions(args: argparse.Namespace, engine: Engine, workdir: Path) -> ir
         ),
     )
     return engine.table(result.path)
+
+
+def _warehouse_table(args: argparse.Namespace, engine: Engine) -> ir.Table:
+    """A database table, its id/date/amount columns renamed as the mapping options say."""
+    table = engine.table(str(args.input))
+    renames = {
+        new: old
+        for new, old in (
+            ("customer_id", args.customer_col),
+            ("date", args.date_col),
+            ("amount", args.amount_col),
+        )
+        if old and old != new
+    }
+    missing = [old for old in renames.values() if old not in table.columns]
+    if missing:
+        raise InvalidInput(f"table {args.input} has no column(s) {', '.join(missing)}")
+    return table.rename(renames) if renames else table
 
 
 def _segments(args: argparse.Namespace) -> list[str]:

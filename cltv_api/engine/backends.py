@@ -21,6 +21,7 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol, Self
+from urllib.parse import urlsplit, urlunsplit
 
 import duckdb
 import ibis
@@ -113,13 +114,19 @@ class Engine:
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Self:
-        """Connect with an Ibis URL (``duckdb:///path/file.ddb``, ``postgres://...``)."""
+        """Connect with an Ibis URL (``duckdb:///path/file.ddb``, ``postgres://...``).
+
+        Any failure to connect (unknown scheme, missing driver, unreachable server, refused
+        login) is an InvalidInput naming the URL with its password masked.
+        """
         try:
             return cls(ibis.connect(url, **kwargs))
-        except (ValueError, ImportError, ibis_exc.IbisError) as exc:
+        except Exception as exc:  # drivers raise their own types (psycopg, duckdb, ...)
+            shown = mask_password(url)
+            reason = _first_line(str(exc)).replace(url, shown)
             raise InvalidInput(
-                f"cannot connect to {url!r}: {exc}",
-                errors=[FieldError("url", str(exc), value=url)],
+                f"cannot connect to {shown!r}: {reason}",
+                errors=[FieldError("url", reason, value=shown)],
             ) from exc
 
     def table(self, source: str | Path) -> ir.Table:
@@ -212,6 +219,19 @@ def write_batches(backend: BatchSource, expr: ir.Table, path: str | Path) -> Non
 def _reads_parquet(backend: ibis.BaseBackend) -> bool:
     """Whether the backend implements ``read_parquet`` (Ibis' base class only raises)."""
     return type(backend).read_parquet is not ibis.BaseBackend.read_parquet
+
+
+def mask_password(url: str) -> str:
+    """``url`` with the password of its user-info part (``user:password@``) replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else "connection failed"
 
 
 def _is_parquet_source(source: str | Path) -> bool:

@@ -205,7 +205,8 @@ def calibration_holdout_summary(
         *[calibration[f"{c}_cal"] for c in SUMMARY_COLUMNS],
         frequency_holdout=joined.frequency_holdout.fill_null(0.0),
         monetary_value_holdout=joined.monetary_value_holdout.fill_null(0.0),
-        duration_holdout=ibis.literal(float(duration), type="float64"),
+        # an integer literal cast in SQL: PostgreSQL reads a bare 21.0 as NUMERIC
+        duration_holdout=ibis.literal(duration, type="int64").cast("float64"),
     )
 
 

@@ -65,6 +65,54 @@ def test_segments_csv_output_has_one_row_per_segment_plus_total(parquet_file: Pa
     assert total == pytest.approx(float(rows[-1]["clv_total"]), rel=1e-9)
 
 
+def test_a_warehouse_table_gives_the_same_segments_as_the_file(
+    parquet_file: Path, tmp_path: Path
+) -> None:
+    # A DuckDB database file stands in for the warehouse; its columns have other names.
+    import duckdb
+
+    db = tmp_path / "warehouse.ddb"
+    with duckdb.connect(str(db)) as con:
+        con.execute(
+            "CREATE TABLE orders AS SELECT customer_id AS client, date AS ordered_at, "
+            f"amount AS total, channel FROM read_parquet('{parquet_file}')"
+        )
+    common = ["--segment-by", "channel", "--format", "csv", "--margin", "0.3"]
+    from_file = _run("segments", str(parquet_file), *common)
+    from_table = _run(
+        "segments",
+        "orders",
+        "--from-url",
+        f"duckdb:///{db}",
+        "--customer-col",
+        "client",
+        "--date-col",
+        "ordered_at",
+        "--amount-col",
+        "total",
+        *common,
+    )
+    file_rows = list(csv.DictReader(io.StringIO(from_file)))
+    table_rows = list(csv.DictReader(io.StringIO(from_table)))
+    assert [r["channel"] for r in table_rows] == [r["channel"] for r in file_rows]
+    for mine, theirs in zip(table_rows, file_rows, strict=True):
+        assert mine["customers"] == theirs["customers"]
+        assert float(mine["clv_total"]) == pytest.approx(float(theirs["clv_total"]), rel=1e-9)
+
+
+def test_a_missing_warehouse_column_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import duckdb
+
+    db = tmp_path / "w.ddb"
+    with duckdb.connect(str(db)) as con:
+        con.execute("CREATE TABLE t AS SELECT 'a' AS customer_id, 1.0 AS amount")
+    argv = ["summarize", "t", "--from-url", f"duckdb:///{db}", "--date-col", "day", "--quiet"]
+    assert main(argv, out=io.StringIO()) == 2
+    assert "has no column(s) day" in capsys.readouterr().err
+
+
 def test_russian_excel_export_gives_the_same_segments_as_parquet(
     parquet_file: Path, russian_csv: Path
 ) -> None:

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from cltv_api.engine import Engine, summarize
-from cltv_api.engine.backends import write_batches
+from cltv_api.engine.backends import mask_password, write_batches
 from cltv_api.errors import InvalidInput, NotFound, PayloadTooLarge
 
 
@@ -116,3 +116,17 @@ def test_missing_sources_are_not_found(tmp_path: Path, engine: Engine) -> None:
 def test_unknown_url_scheme_is_invalid_input() -> None:
     with pytest.raises(InvalidInput, match="nosuchdb"):
         Engine.from_url("nosuchdb://host/db")
+
+
+def test_unreachable_server_is_invalid_input_without_the_password() -> None:
+    # Port 1 on localhost refuses connections at once; psycopg raises its own error type.
+    url = "postgres://analyst:s3cret@127.0.0.1:1/warehouse"
+    with pytest.raises(InvalidInput) as info:
+        Engine.from_url(url)
+    assert "s3cret" not in str(info.value)
+    assert "analyst:***@127.0.0.1:1/warehouse" in str(info.value)
+
+
+def test_mask_password_keeps_urls_without_one() -> None:
+    assert mask_password("duckdb:///data/w.ddb") == "duckdb:///data/w.ddb"
+    assert mask_password("postgres://u:p%40ss@h:5432/db") == "postgres://u:***@h:5432/db"

@@ -97,15 +97,6 @@ def test_postgres_summary_equals_duckdb(
         assert len(from_postgres) == (first_purchase <= pd.Timestamp(end)).sum() == 177
 
 
-@pytest.mark.xfail(
-    raises=pa.ArrowInvalid,
-    strict=True,
-    reason=(
-        "summary.py builds duration_holdout as ibis.literal(float, type='float64'); Ibis writes "
-        "it as a bare 21.0, which PostgreSQL types NUMERIC, and Ibis cannot convert the Decimal "
-        "values to float64. Fix: ibis.literal(duration, type='int64').cast('float64')"
-    ),
-)
 def test_postgres_calibration_holdout_equals_duckdb(warehouse: Engine, duck_tx: ir.Table) -> None:
     options = {"calibration_end": "2022-10-05", "observation_end": "2023-03-01 10:00"}
     from_postgres = frame(summarize(warehouse.table("transactions"), "W", **options))
