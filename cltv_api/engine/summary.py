@@ -203,7 +203,7 @@ def calibration_holdout_summary(
     holdout = tx.filter((tx[DATE] > cal_lit) & (tx[DATE] <= timestamp_literal(observation_end)))
     holdout = holdout.group_by(CUSTOMER).aggregate(
         frequency_holdout=period_expr(holdout[DATE], unit).nunique().cast("float64"),
-        monetary_value_holdout=holdout[AMOUNT].mean(),
+        monetary_value_holdout=holdout[AMOUNT].cast(MONEY).mean().cast("float64"),
     )
     joined = calibration.left_join(holdout, calibration[CUSTOMER] == holdout[CUSTOMER])
     duration = period_ordinal(observation_end, unit) - period_ordinal(calibration_end, unit)
