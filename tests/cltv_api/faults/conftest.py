@@ -8,11 +8,8 @@ marked failed about 2 s after its process died rather than the default minute.
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +21,7 @@ import pytest
 
 from benchmarks.generate import GeneratorConfig, generate_table
 from cltv_api.services.workspaces import bootstrap_workspace
-from tests.cltv_api.service.conftest import REPO_ROOT, LiveServer, free_port, make_settings
+from tests.cltv_api.service.conftest import LiveServer, make_settings, start_live_server
 
 HEARTBEAT_SECONDS = 0.2
 STALE_AFTER_SECONDS = 2.0
@@ -45,31 +42,9 @@ def start_server(
 ) -> LiveServer:
     """``python -m uvicorn cltv_api.main:app`` on a free port with ``FAST_JOBS`` settings plus
     ``env``; returns once ``/healthz`` answers. The log is appended to (restarts share it)."""
-    port = free_port()
-    environment = {**os.environ, "CLTV_DATA_DIR": str(data_dir), **FAST_JOBS, **(env or {})}
-    if "CLTV_DATABASE_URL" not in (env or {}):
-        environment.pop("CLTV_DATABASE_URL", None)
-    command = [
-        sys.executable, "-m", "uvicorn", "cltv_api.main:app",
-        "--host", "127.0.0.1", "--port", str(port), "--log-level", "info",
-    ]  # fmt: skip
-    with log_path.open("ab") as log_file:
-        process = subprocess.Popen(
-            command, cwd=REPO_ROOT, env=environment, stdout=log_file, stderr=log_file
-        )
-    server = LiveServer(process, f"http://127.0.0.1:{port}", data_dir, log_path)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"uvicorn exited with {process.returncode}:\n{server.log()}")
-        try:
-            if httpx.get(f"{server.base_url}/healthz", timeout=1.0).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    kill(server)
-    raise RuntimeError(f"uvicorn did not answer /healthz within {timeout} s:\n{server.log()}")
+    return start_live_server(
+        data_dir, log_path, timeout, env={**FAST_JOBS, **(env or {})}, append=True
+    )
 
 
 def kill(server: LiveServer) -> None:

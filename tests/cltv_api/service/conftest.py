@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -172,18 +172,38 @@ class LiveServer:
         return self.process.returncode
 
 
-def start_live_server(data_dir: Path, log_path: Path, timeout: float = 90.0) -> LiveServer:
-    """Start ``python -m uvicorn cltv_api.main:app`` on a free port and wait for ``/healthz``."""
+def start_live_server(
+    data_dir: Path,
+    log_path: Path,
+    timeout: float = 90.0,
+    *,
+    env: Mapping[str, str] | None = None,
+    app: str = "cltv_api.main:app",
+    factory: bool = False,
+    append: bool = False,
+) -> LiveServer:
+    """Start ``python -m uvicorn APP`` on a free port and wait for ``/healthz``.
+
+    ``env`` adds ``CLTV_*`` settings (``CLTV_DATABASE_URL`` from the caller's environment is
+    dropped unless given); ``factory`` runs ``app`` as an app factory; ``append`` keeps the
+    log of earlier runs (restarts on one data directory share it).
+    """
     port = free_port()
-    env = {**os.environ, "CLTV_DATA_DIR": str(data_dir), "CLTV_LOG_LEVEL": "INFO"}
-    env.pop("CLTV_DATABASE_URL", None)
+    environment = {
+        **os.environ,
+        "CLTV_DATA_DIR": str(data_dir),
+        "CLTV_LOG_LEVEL": "INFO",
+        **(env or {}),
+    }
+    if "CLTV_DATABASE_URL" not in (env or {}):
+        environment.pop("CLTV_DATABASE_URL", None)
     command = [
-        sys.executable, "-m", "uvicorn", "cltv_api.main:app",
+        sys.executable, "-m", "uvicorn", *(["--factory"] if factory else []), app,
         "--host", "127.0.0.1", "--port", str(port), "--log-level", "info",
     ]  # fmt: skip
-    with log_path.open("wb") as log_file:
+    with log_path.open("ab" if append else "wb") as log_file:
         process = subprocess.Popen(
-            command, cwd=REPO_ROOT, env=env, stdout=log_file, stderr=log_file
+            command, cwd=REPO_ROOT, env=environment, stdout=log_file, stderr=log_file
         )
     server = LiveServer(process, f"http://127.0.0.1:{port}", data_dir, log_path)
     deadline = time.monotonic() + timeout
@@ -195,8 +215,9 @@ def start_live_server(data_dir: Path, log_path: Path, timeout: float = 90.0) -> 
                 return server
         except httpx.TransportError:
             pass
-        time.sleep(0.1)
-    server.stop()
+        time.sleep(0.05)
+    process.kill()
+    process.wait()
     raise RuntimeError(f"uvicorn did not answer /healthz within {timeout} s:\n{server.log()}")
 
 

@@ -5,10 +5,7 @@ Also checks that a real server writes its logs (ours and uvicorn's) as JSON line
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +17,7 @@ from cltv_api.services.jobs import enqueue_job
 from cltv_api.services.workspaces import bootstrap_workspace
 from cltv_api.storage.db import Database
 from cltv_api.storage.repositories import JobQueue
-from tests.cltv_api.service.conftest import REPO_ROOT, LiveServer, free_port, make_settings
+from tests.cltv_api.service.conftest import LiveServer, make_settings, start_live_server
 from tests.cltv_api.service.slow_job_app import SLOW_JOB_KIND
 
 GRACE_SECONDS = 0.3
@@ -30,39 +27,20 @@ SLOW_PAYLOAD = {"steps": 40, "step_seconds": 0.05}
 
 def start_slow_server(data_dir: Path, log_path: Path, timeout: float = 90.0) -> LiveServer:
     """uvicorn serving the service plus the slow job kind, with a short shutdown grace."""
-    port = free_port()
     env = {
-        **os.environ,
-        "CLTV_DATA_DIR": str(data_dir),
-        "CLTV_LOG_LEVEL": "INFO",
         "CLTV_LOG_FORMAT": "json",
         "CLTV_JOB_POLL_INTERVAL_SECONDS": "0.05",
         "CLTV_JOB_HEARTBEAT_SECONDS": "0.2",
         "CLTV_JOB_SHUTDOWN_GRACE_SECONDS": str(GRACE_SECONDS),
     }
-    env.pop("CLTV_DATABASE_URL", None)
-    command = [
-        sys.executable, "-m", "uvicorn", "--factory",
-        "tests.cltv_api.service.slow_job_app:create_slow_app",
-        "--host", "127.0.0.1", "--port", str(port), "--log-level", "info",
-    ]  # fmt: skip
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            command, cwd=REPO_ROOT, env=env, stdout=log_file, stderr=log_file
-        )
-    server = LiveServer(process, f"http://127.0.0.1:{port}", data_dir, log_path)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"uvicorn exited with {process.returncode}:\n{server.log()}")
-        try:
-            if httpx.get(f"{server.base_url}/healthz", timeout=1.0).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    server.stop()
-    raise RuntimeError(f"uvicorn did not answer /healthz within {timeout} s:\n{server.log()}")
+    return start_live_server(
+        data_dir,
+        log_path,
+        timeout,
+        env=env,
+        app="tests.cltv_api.service.slow_job_app:create_slow_app",
+        factory=True,
+    )
 
 
 def wait_for(server: LiveServer, url: str, key: str, done: Any, timeout: float = 60) -> Any:
