@@ -18,12 +18,18 @@ columns are strings under their header names, after the fixed columns):
 * contractual, customer layout: ``customer_id`` string, ``start`` timestamp, ``end``
   timestamp (null while still active), segments.
 
-Rows are sorted by all columns, so the same data always gives the same bytes (and hash).
+Each layout returns the SELECT of the rows to store; :func:`~store.publish_parquet` sorts them
+by all columns, so the same data always gives the same bytes (and hash), whatever the order
+of the rows in the file, its format or the number of threads.
+
+The parsed table keeps the file's text of a value (``<name>_raw``) only where the checks need
+it: for untyped (text) columns everywhere, for typed ones (Parquet, Excel cells) only where the
+cell has no typed value. The report reads the text of the rows it lists from the staged file.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 import duckdb
@@ -36,6 +42,7 @@ from cltv_api.ingest.options import ParseOptions
 from cltv_api.ingest.readers import STAGED, SourceColumn, Staged
 from cltv_api.ingest.sqltext import ident, lit
 from cltv_api.ingest.validate import (
+    Checked,
     Issue,
     Problem,
     ValidationReport,
@@ -78,6 +85,9 @@ class Context:
     number: NumberFormat
     date_spec: DateSpec | None
     as_of: date
+    raw: dict[str, str] = field(default_factory=dict)
+    """Parsed columns holding the file's text only where unparsed: ``{name: SQL over staged}``
+    (see :func:`raw_text`)."""
 
     def has(self, role: str) -> bool:
         return role in self.resolved.roles
@@ -96,18 +106,47 @@ class Context:
 
 
 def id_text(col: SourceColumn) -> str:
-    """An identifier as text: trimmed (spaces incl. NBSP), NULL when blank."""
-    return f"NULLIF(trim({col.raw}, {lit(WS_CHARS)}), '')"
+    """An identifier as text: trimmed (spaces incl. NBSP), NULL when blank.
+
+    ``trim`` with a character list is slow, so it runs only on values that are empty or start
+    or end with one of the characters (few, usually none).
+    """
+    edge = "[" + WS_CHARS + "]"
+    needs_trim = f"{col.raw} = '' OR regexp_matches({col.raw}, {lit(f'^{edge}|{edge}$')})"
+    trimmed = f"NULLIF(trim({col.raw}, {lit(WS_CHARS)}), '')"
+    return f"(CASE WHEN {needs_trim} THEN {trimmed} ELSE {col.raw} END)"
+
+
+def raw_text(ctx: Context, col: SourceColumn, name: str, typed: str | None) -> str:
+    """Select item ``name``: the trimmed text of ``col`` as in the file, which the checks of
+    missing and unreadable values need and the report shows.
+
+    When the source has a typed value for the role (``typed``: ``col.ts`` for dates,
+    ``col.num`` for numbers), the text is kept only where that value is NULL: elsewhere the
+    value can be neither missing nor unreadable, and writing every value out as text would
+    cost more than parsing. The report then reads the text of the rows it lists from the
+    staged file (``ctx.raw``).
+    """
+    if typed is None:
+        return f"{col.text} AS {name}"
+    ctx.raw[name] = col.text
+    return f"CASE WHEN {typed} IS NULL THEN {col.text} END AS {name}"
 
 
 def number_expr(col: SourceColumn) -> str:
-    parsed = f"cltv_num({col.raw})"
-    return f"COALESCE({col.num}, {parsed})" if col.num else parsed
+    """The number: the typed value where there is one, else the text parsed."""
+    return _typed_or(col.num, f"cltv_num({col.raw})")
 
 
 def date_expr(col: SourceColumn, spec: DateSpec) -> str:
-    parsed = parse_sql(spec, col.text)
-    return f"COALESCE({col.ts}, {parsed})" if col.ts else parsed
+    """The timestamp: the typed value where there is one, else the text parsed."""
+    return _typed_or(col.ts, parse_sql(spec, col.text))
+
+
+def _typed_or(typed: str | None, parsed: str) -> str:
+    # CASE, not COALESCE: DuckDB evaluates a CASE branch only on the rows that take it, so
+    # typed values (all of them in a typed Parquet column) are never parsed as text.
+    return f"(CASE WHEN {typed} IS NOT NULL THEN {typed} ELSE {parsed} END)" if typed else parsed
 
 
 def _segment_select(ctx: Context) -> list[str]:
@@ -203,10 +242,15 @@ def _number_problems(
     return out
 
 
-def _finish_checks(ctx: Context, report: ValidationReport, table: str, drop: str) -> int:
+def _check(ctx: Context, table: str, problems: list[Problem], report: ValidationReport) -> Checked:
+    return check(ctx.con, table, problems, ctx.options, ctx.staged, report, raw=ctx.raw)
+
+
+def _finish_checks(ctx: Context, report: ValidationReport, kept: int) -> int:
+    """Report malformed lines and the row counts (``kept``: rows to store), then raise if any
+    kind of problem rejects the file."""
     add_malformed(ctx.staged, ctx.options, report)
     report.rows_read = ctx.staged.rows + ctx.staged.malformed_count
-    kept = _scalar(ctx.con, f"SELECT count(*) FROM {table} WHERE NOT ({drop})")
     report.rows_kept = kept
     report.rows_dropped = report.rows_read - kept
     raise_if_rejected(report)
@@ -233,16 +277,16 @@ def transactions(ctx: Context, report: ValidationReport) -> str:
     select = [
         "__row",
         f"{id_text(cust)} AS customer_id",
-        f"{dt.text} AS date_raw",
+        raw_text(ctx, dt, "date_raw", dt.ts),
         f"{date_expr(dt, ctx.date_spec)} AS date",
-        f"{amt.text} AS amount_raw",
+        raw_text(ctx, amt, "amount_raw", amt.num),
         f"{number_expr(amt)} AS amount",
     ]
     has_order = ctx.has("order_id")
     if has_order:
         select.append(f"{id_text(ctx.col('order_id'))} AS order_id")
     select += _segment_select(ctx)
-    ctx.con.execute(f"CREATE TABLE parsed AS SELECT {', '.join(select)} FROM {STAGED}")
+    ctx.con.execute(f"CREATE TEMP TABLE parsed AS SELECT {', '.join(select)} FROM {STAGED}")
     problems = [
         *_customer_id_problems(cust.name),
         *_date_problems(ctx, "date", dt.name, required=True),
@@ -264,22 +308,11 @@ def transactions(ctx: Context, report: ValidationReport) -> str:
             f"amount is larger than {MAX_AMOUNT:g} in absolute value",
         ),
     ]
-    drop = check(ctx.con, "parsed", problems, ctx.options, ctx.staged, report)
-    kept = _finish_checks(ctx, report, "parsed", drop)
+    checked = _check(ctx, "parsed", problems, report)
+    kept = _finish_checks(ctx, report, checked.kept)
     _require_rows(kept, report)
-    ctx.con.execute(f"CREATE VIEW kept AS SELECT * FROM parsed WHERE NOT ({drop})")
-    segs = [f"seg{k}" for k in range(len(ctx.resolved.segments))]
-    source = "kept"
-    if has_order:
-        _order_warnings(ctx, report)
-        seg_min = "".join(f", min({s}) AS {s}" for s in segs)
-        seg_plain = "".join(f", {s}" for s in segs)
-        source = (
-            f"(SELECT customer_id, min(date) AS date, sum(amount) AS amount, order_id{seg_min} "
-            "FROM kept WHERE order_id IS NOT NULL GROUP BY customer_id, order_id "
-            f"UNION ALL SELECT customer_id, date, amount, order_id{seg_plain} "
-            "FROM kept WHERE order_id IS NULL)"
-        )
+    ctx.con.execute(f"CREATE TEMP VIEW kept AS SELECT * FROM parsed WHERE NOT ({checked.drop})")
+    source = _combine_orders(ctx, report) if has_order else "kept"
     out = [
         "CAST(customer_id AS VARCHAR) AS customer_id",
         "CAST(date AS TIMESTAMP) AS date",
@@ -288,25 +321,60 @@ def transactions(ctx: Context, report: ValidationReport) -> str:
     if has_order:
         out.append("CAST(order_id AS VARCHAR) AS order_id")
     out += _segment_output(ctx)
-    return f"SELECT {', '.join(out)} FROM {source} ORDER BY ALL"
+    return f"SELECT {', '.join(out)} FROM {source}"
+
+
+def _combine_orders(ctx: Context, report: ValidationReport) -> str:
+    """The kept transactions with the rows that share customer and order id combined into one
+    (amounts summed, earliest date, first segment values), as a FROM item; reports the
+    combining and the order ids several customers use.
+
+    Only orders with several rows need combining: they are found in one pass (a count per order
+    id) and copied to ``order_rows``; every other row is its own transaction as it is. Sums run
+    in file order (``__row``), so they do not depend on the number of threads.
+    """
+    ctx.con.execute(
+        "CREATE TEMP TABLE order_rows AS SELECT * FROM kept WHERE order_id IN (SELECT order_id "
+        "FROM kept WHERE order_id IS NOT NULL GROUP BY order_id HAVING count(*) > 1)"
+    )
+    _order_warnings(ctx, report)
+    segs = [f"seg{k}" for k in range(len(ctx.resolved.segments))]
+    seg_min = "".join(f", min({s}) AS {s}" for s in segs)
+    seg_plain = "".join(f", {s}" for s in segs)
+    # A single row is the sum of itself, but for -0.0: sum() starts from +0.0.
+    single = "CASE WHEN amount = 0 THEN 0.0::DOUBLE ELSE amount END"
+    # DuckDB writes a Parquet column as required (not null) when its statistics prove it has
+    # no nulls. Rows without an order id stay a part of their own, as when every order was
+    # grouped: the statistics, so the stored schema and bytes, stay what they were.
+    return (
+        f"(SELECT customer_id, date, {single} AS amount, order_id{seg_plain} FROM kept "
+        "WHERE order_id IS NOT NULL AND order_id NOT IN (SELECT order_id FROM order_rows) "
+        "UNION ALL SELECT customer_id, min(date) AS date, sum(amount ORDER BY __row) AS amount, "
+        f"order_id{seg_min} FROM order_rows GROUP BY customer_id, order_id "
+        f"UNION ALL SELECT customer_id, date, amount, order_id{seg_plain} FROM kept "
+        "WHERE order_id IS NULL)"
+    )
 
 
 def _order_warnings(ctx: Context, report: ValidationReport) -> None:
+    """Note how many rows were combined; warn about order ids used by several customers."""
     column = ctx.col("order_id").name
-    shared = (
-        "SELECT order_id, min(__row) AS first_row, count(DISTINCT customer_id) AS customers "
-        "FROM kept WHERE order_id IS NOT NULL GROUP BY order_id HAVING count(DISTINCT customer_id) > 1"
-    )
-    total = _scalar(ctx.con, f"SELECT count(*) FROM ({shared})")
+    with_order = _scalar(ctx.con, "SELECT count(*) FROM kept WHERE order_id IS NOT NULL")
     row = ctx.con.execute(
-        "SELECT count(*), count(DISTINCT (customer_id, order_id)) FROM kept WHERE order_id IS NOT NULL"
+        "SELECT count(*), count(DISTINCT (customer_id, order_id)) FROM order_rows"
     ).fetchone()
-    with_order, orders = (int(row[0]), int(row[1])) if row else (0, 0)
+    combined, groups = (int(row[0]), int(row[1])) if row else (0, 0)
+    orders = with_order - combined + groups
     if with_order > orders:
         report.notes.append(
             f"{with_order} rows with an order id were combined into {orders} transactions "
             "(amounts summed, earliest date kept)."
         )
+    shared = (
+        "SELECT order_id, min(__row) AS first_row, count(DISTINCT customer_id) AS customers "
+        "FROM order_rows GROUP BY order_id HAVING count(DISTINCT customer_id) > 1"
+    )
+    total = _scalar(ctx.con, f"SELECT count(*) FROM ({shared})")
     if total == 0:
         return
     report.counts["order_id_shared"] = total
@@ -342,11 +410,11 @@ def summary(ctx: Context, report: ValidationReport) -> str:
         select.append("CAST(__row AS VARCHAR) AS customer_id")
     for role in present:
         col = ctx.col(role)
-        select += [f"{col.text} AS {role}_raw", f"{number_expr(col)} AS {role}"]
+        select += [raw_text(ctx, col, f"{role}_raw", col.num), f"{number_expr(col)} AS {role}"]
     select += _segment_select(ctx)
     dup = "count(*) OVER (PARTITION BY customer_id)" if ctx.has("customer_id") else "1"
     ctx.con.execute(
-        f"CREATE TABLE parsed AS SELECT *, {dup} AS __dup FROM "
+        f"CREATE TEMP TABLE parsed AS SELECT *, {dup} AS __dup FROM "
         f"(SELECT {', '.join(select)} FROM {STAGED})"
     )
     name = {r: ctx.col(r).name for r in present}
@@ -416,8 +484,9 @@ def summary(ctx: Context, report: ValidationReport) -> str:
                 "weight must be > 0",
             )
         )
-    drop = check(ctx.con, "parsed", problems, ctx.options, ctx.staged, report)
-    kept = _finish_checks(ctx, report, "parsed", drop)
+    checked = _check(ctx, "parsed", problems, report)
+    drop = checked.drop
+    kept = _finish_checks(ctx, report, checked.kept)
     _require_rows(kept, report)
     out = [
         "CAST(customer_id AS VARCHAR) AS customer_id",
@@ -429,7 +498,7 @@ def summary(ctx: Context, report: ValidationReport) -> str:
         out.append("CAST(monetary_value AS DOUBLE) AS monetary_value")
     out.append("CAST(weight AS DOUBLE) AS weight" if "weight" in name else "1.0::DOUBLE AS weight")
     out += _segment_output(ctx)
-    return f"SELECT {', '.join(out)} FROM parsed WHERE NOT ({drop}) ORDER BY ALL"
+    return f"SELECT {', '.join(out)} FROM parsed WHERE NOT ({drop})"
 
 
 # --------------------------------------------------------------------------- contractual
@@ -439,9 +508,10 @@ def cohort(ctx: Context, report: ValidationReport) -> str:
     """Parse and check cohort survivor counts; return the normalised SELECT."""
     coh, per, sur = ctx.col("cohort"), ctx.col("period"), ctx.col("survivors")
     ctx.con.execute(
-        f"CREATE TABLE parsed AS SELECT __row, {id_text(coh)} AS cohort, "
-        f"{per.text} AS period_raw, {number_expr(per)} AS period, "
-        f"{sur.text} AS survivors_raw, {number_expr(sur)} AS survivors FROM {STAGED}"
+        f"CREATE TEMP TABLE parsed AS SELECT __row, {id_text(coh)} AS cohort, "
+        f"{raw_text(ctx, per, 'period_raw', per.num)}, {number_expr(per)} AS period, "
+        f"{raw_text(ctx, sur, 'survivors_raw', sur.num)}, {number_expr(sur)} AS survivors "
+        f"FROM {STAGED}"
     )
     whole = "isfinite({0}) AND ({0} < 0 OR {0} <> floor({0}))"
     row_problems = [
@@ -463,9 +533,9 @@ def cohort(ctx: Context, report: ValidationReport) -> str:
             "survivors must be a whole number >= 0",
         ),
     ]
-    drop = check(ctx.con, "parsed", row_problems, ctx.options, ctx.staged, report)
+    drop = _check(ctx, "parsed", row_problems, report).drop
     ctx.con.execute(
-        "CREATE TABLE cohorts AS SELECT *, "
+        "CREATE TEMP TABLE cohorts AS SELECT *, "
         "count(*) OVER (PARTITION BY cohort, period) AS __dups, "
         "lag(survivors) OVER (PARTITION BY cohort ORDER BY period, __row) AS __prev_s, "
         "lag(period) OVER (PARTITION BY cohort ORDER BY period, __row) AS __prev_p, "
@@ -502,15 +572,16 @@ def cohort(ctx: Context, report: ValidationReport) -> str:
             "the cohort has no period 0 (its starting size)",
         ),
     ]
-    cohort_drop = check(ctx.con, "cohorts", cohort_problems, ctx.options, ctx.staged, report)
+    cohort_drop = _check(ctx, "cohorts", cohort_problems, report).drop
     bad_cohorts = f"cohort IN (SELECT cohort FROM cohorts WHERE {cohort_drop})"
-    kept = _finish_checks(ctx, report, "cohorts", bad_cohorts)
+    kept = _finish_checks(
+        ctx, report, _scalar(ctx.con, f"SELECT count(*) FROM cohorts WHERE NOT ({bad_cohorts})")
+    )
     report.rows_dropped = report.rows_read - kept
     _require_rows(kept, report)
     return (
         "SELECT CAST(cohort AS VARCHAR) AS cohort, CAST(period AS BIGINT) AS period, "
-        f"CAST(survivors AS BIGINT) AS survivors FROM cohorts WHERE NOT ({bad_cohorts}) "
-        "ORDER BY ALL"
+        f"CAST(survivors AS BIGINT) AS survivors FROM cohorts WHERE NOT ({bad_cohorts})"
     )
 
 
@@ -521,18 +592,21 @@ def customer_spells(ctx: Context, report: ValidationReport) -> str:
     select = [
         "__row",
         f"{id_text(cust)} AS customer_id",
-        f"{start.text} AS start_date_raw",
+        raw_text(ctx, start, "start_date_raw", start.ts),
         f"{date_expr(start, ctx.date_spec)} AS start_date",
     ]
     end_name = None
     if ctx.has("end"):
         end = ctx.col("end")
         end_name = end.name
-        select += [f"{end.text} AS end_date_raw", f"{date_expr(end, ctx.date_spec)} AS end_date"]
+        select += [
+            raw_text(ctx, end, "end_date_raw", end.ts),
+            f"{date_expr(end, ctx.date_spec)} AS end_date",
+        ]
     else:
         select += ["NULL::VARCHAR AS end_date_raw", "NULL::TIMESTAMP AS end_date"]
     select += _segment_select(ctx)
-    ctx.con.execute(f"CREATE TABLE parsed AS SELECT {', '.join(select)} FROM {STAGED}")
+    ctx.con.execute(f"CREATE TEMP TABLE parsed AS SELECT {', '.join(select)} FROM {STAGED}")
     problems = [
         *_customer_id_problems(cust.name),
         *_date_problems(ctx, "start", start.name, required=True, col="start_date"),
@@ -545,8 +619,8 @@ def customer_spells(ctx: Context, report: ValidationReport) -> str:
             "end date is before the start date",
         ),
     ]
-    drop = check(ctx.con, "parsed", problems, ctx.options, ctx.staged, report)
-    kept = _finish_checks(ctx, report, "parsed", drop)
+    checked = _check(ctx, "parsed", problems, report)
+    kept = _finish_checks(ctx, report, checked.kept)
     _require_rows(kept, report)
     out = [
         "CAST(customer_id AS VARCHAR) AS customer_id",
@@ -554,7 +628,7 @@ def customer_spells(ctx: Context, report: ValidationReport) -> str:
         'CAST(end_date AS TIMESTAMP) AS "end"',
         *_segment_output(ctx),
     ]
-    return f"SELECT {', '.join(out)} FROM parsed WHERE NOT ({drop}) ORDER BY ALL"
+    return f"SELECT {', '.join(out)} FROM parsed WHERE NOT ({checked.drop})"
 
 
 LAYOUTS = {

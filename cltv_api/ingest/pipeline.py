@@ -208,7 +208,8 @@ def _ingest(
 ) -> IngestResult:
     for statement in numbers.macro_statements(options.strip_currency):
         con.execute(statement)
-    staged = stage(con, file, sample, work)
+    used = [*resolved.roles.values(), *resolved.segments]
+    staged = stage(con, file, sample, work, used)
     if staged.rows + staged.malformed_count == 0:
         raise InvalidInput(f"The file has a header ({list(sample.columns)}) but no data rows.")
     number = _decide_number(con, staged, sample, resolved, options)
@@ -219,7 +220,8 @@ def _ingest(
     report = ValidationReport(policies=policies_of(options) | {"as_of": as_of.isoformat()})
     select_sql = LAYOUTS[resolved.layout](ctx, report)
     segments = _segment_counts(con, select_sql, resolved)
-    path, digest = publish_parquet(con, select_sql, target)
+    # Sorted by every column: the same rows give the same bytes, whatever their order.
+    path, digest = publish_parquet(con, f"{select_sql} ORDER BY ALL", target)
     fmt = replace(
         sample.format(),
         decimal_separator=number.decimal if NUMBER_ROLES[resolved.layout] else None,
@@ -417,15 +419,24 @@ def _check_segment_names(resolved: ResolvedMapping) -> None:
 
 
 def _connect(work: Path, options: ParseOptions) -> duckdb.DuckDBPyConnection:
+    """The work database ``work/ingest.duckdb``, spilling to ``work/spill``.
+
+    Only the staged copy of a CSV or XLSX file is stored in the database file; the tables
+    derived from it are temporary (in memory up to the memory limit, then spilled), which
+    saves compressing them into the file. The file is deleted after use, so it is never
+    checkpointed.
+    """
     config: dict[str, Any] = {
         "memory_limit": options.memory_limit,
         "temp_directory": str(work / "spill"),
         "preserve_insertion_order": True,
+        "checkpoint_threshold": "1TB",
     }
     if options.threads:
         config["threads"] = options.threads
     try:
         con = duckdb.connect(str(work / "ingest.duckdb"), config=config)
+        con.execute("PRAGMA disable_checkpoint_on_shutdown")
         with contextlib.suppress(duckdb.Error):  # refused inside Jupyter without ipywidgets
             con.execute("SET enable_progress_bar = false")
         return con

@@ -1,20 +1,25 @@
-"""Stage an uploaded file into a DuckDB table of text columns, ready for SQL parsing.
+"""Stage an uploaded file in DuckDB as text columns, ready for SQL parsing.
 
-Every reader produces the table ``staged``: ``__row`` (the row number the user sees: the
-1-based line for CSV, the sheet row for XLSX, the 1-based row index for Parquet), then per
-source column ``c<i>`` (VARCHAR text as in the file) and, where the source is typed,
-``c<i>__num`` (DOUBLE) and ``c<i>__ts`` (TIMESTAMP).
+Every reader produces the relation ``staged`` with ``__row`` (the row number the user sees:
+the 1-based line for CSV, the sheet row for XLSX, the 1-based row index for Parquet) and, per
+source column, a :class:`SourceColumn`: SQL over ``staged`` for its text as in the file
+(VARCHAR) and, where the source is typed, its DOUBLE or TIMESTAMP value. CSV and XLSX store
+them as columns ``c<i>``, ``c<i>__num`` and ``c<i>__ts``; Parquet's ``c<i>`` is the file's
+column, cast where used.
 
 CSV is read by DuckDB itself (no per-row Python): ``read_csv`` with explicit VARCHAR columns,
 strict mode, and malformed lines stored in a rejects table with their line numbers.
 Non-UTF-8 text is transcoded first, streaming in chunks. XLSX goes through openpyxl's
-streaming reader in batches; Parquet through DuckDB's ``read_parquet``.
+streaming reader in batches. CSV (its mapped columns) and XLSX are copied into a table of the
+work database; Parquet is a view over DuckDB's ``read_parquet``: each query reads only the
+columns it uses, and the text of a typed column is computed only where a query needs it (for
+a reported row, say), not for every row.
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
@@ -29,6 +34,7 @@ from cltv_api.ingest.sniff import Sample, cell_text, open_workbook, pick_sheet
 from cltv_api.ingest.sqltext import ident, lit
 
 STAGED = "staged"
+_CSV_TABLE = "staged_csv"
 _BATCH_ROWS = 20_000
 _REJECTED_LINES = 1_000_000  # malformed lines remembered to number the other rows
 _NUMERIC_TYPES = (
@@ -50,7 +56,8 @@ _NUMERIC_TYPES = (
 
 @dataclass(frozen=True)
 class SourceColumn:
-    """One column of the file in the staged table: its header and SQL expressions."""
+    """One column of the file in ``staged``: its header and SQL expressions for its text
+    (``raw``), its typed number (``num``) or timestamp (``ts``)."""
 
     name: str
     raw: str
@@ -90,10 +97,17 @@ class Staged:
         return self.line_map.lines(wanted)
 
 
-def stage(con: duckdb.DuckDBPyConnection, path: Path, sample: Sample, work: Path) -> Staged:
-    """Load ``path`` into the ``staged`` table (see the module docstring)."""
+def stage(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    sample: Sample,
+    work: Path,
+    used: Collection[int] | None = None,
+) -> Staged:
+    """Load ``path`` into ``staged`` (see the module docstring). ``used``: the positions of the
+    columns the caller reads (default all); a CSV stores only those."""
     if sample.file_type == "csv":
-        return _stage_csv(con, path, sample, work)
+        return _stage_csv(con, path, sample, work, used)
     if sample.file_type == "xlsx":
         return _stage_xlsx(con, path, sample)
     return _stage_parquet(con, path, sample)
@@ -102,7 +116,13 @@ def stage(con: duckdb.DuckDBPyConnection, path: Path, sample: Sample, work: Path
 # --------------------------------------------------------------------------- CSV
 
 
-def _stage_csv(con: duckdb.DuckDBPyConnection, path: Path, sample: Sample, work: Path) -> Staged:
+def _stage_csv(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    sample: Sample,
+    work: Path,
+    used: Collection[int] | None,
+) -> Staged:
     assert sample.encoding is not None and sample.delimiter is not None
     source = path
     if not sample.encoding.is_utf8:
@@ -111,15 +131,22 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, path: Path, sample: Sample, work:
     names = [f"c{i}" for i in range(len(sample.columns))]
     spec = "{" + ", ".join(f"{lit(n)}: 'VARCHAR'" for n in names) + "}"
     skip = sample.skip_lines
+    # Every column is read (a line with too few or too many fields is malformed), only the
+    # used ones are stored.
+    kept = ", ".join(names[i] for i in sorted(set(range(len(names)) if used is None else used)))
     con.execute(
-        f"CREATE TABLE {STAGED} AS SELECT {skip} + row_number() OVER () AS __row, "
-        f"{', '.join(names)} FROM read_csv({lit(str(source))}, header = false, "
-        f"skip = {skip}, delim = {lit(sample.delimiter)}, quote = '\"', escape = '\"', "
-        f"columns = {spec}, auto_detect = false, strict_mode = true, null_padding = false, "
-        "store_rejects = true, rejects_table = 'cltv_rejects', "
+        f"CREATE TABLE {_CSV_TABLE} AS SELECT {kept} FROM read_csv({lit(str(source))}, "
+        f"header = false, skip = {skip}, delim = {lit(sample.delimiter)}, quote = '\"', "
+        f"escape = '\"', columns = {spec}, auto_detect = false, strict_mode = true, "
+        "null_padding = false, store_rejects = true, rejects_table = 'cltv_rejects', "
         "rejects_scan = 'cltv_reject_scans', rejects_limit = 0)"
     )
-    rows = _scalar(con, f"SELECT count(*) FROM {STAGED}")
+    # The records are stored in file order (insertion order is preserved), so a record's
+    # rowid is its ordinal: cheaper than row_number() OVER (), which serialises the insert.
+    con.execute(
+        f"CREATE TEMP VIEW {STAGED} AS SELECT {skip} + 1 + rowid AS __row, {kept} FROM {_CSV_TABLE}"
+    )
+    rows = _scalar(con, f"SELECT count(*) FROM {_CSV_TABLE}")
     malformed_count = _scalar(con, "SELECT count(*) FROM cltv_rejects")
     malformed = [
         Malformed(int(line), _reject_message(kind, msg), str(text or "").strip("\r\n"))
@@ -308,21 +335,21 @@ def _stage_parquet(con: duckdb.DuckDBPyConnection, path: Path, sample: Sample) -
     select = ["file_row_number + 1 AS __row"]
     columns = []
     for i, name in enumerate(sample.columns):
-        kind, col = types.get(name, "VARCHAR"), ident(name)
-        select.append(f"CAST({col} AS VARCHAR) AS c{i}")
+        kind, c = types.get(name, "VARCHAR"), f"c{i}"
+        select.append(f"{ident(name)} AS {c}")
         num = ts = None
         base = kind.split("(")[0].strip()
         if base in _NUMERIC_TYPES:
-            select.append(f"CAST({col} AS DOUBLE) AS c{i}__num")
-            num = f"c{i}__num"
+            num = f"CAST({c} AS DOUBLE)"
         elif base in ("DATE", "TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS") or (
             base.startswith("TIMESTAMP WITH")
         ):
-            select.append(f"CAST({col} AS TIMESTAMP) AS c{i}__ts")
-            ts = f"c{i}__ts"
-        columns.append(SourceColumn(name, f"c{i}", num, ts))
-    con.execute(f"CREATE TABLE {STAGED} AS SELECT {', '.join(select)} FROM {source}")
-    rows = _scalar(con, f"SELECT count(*) FROM {STAGED}")
+            ts = f"CAST({c} AS TIMESTAMP)"
+        # Casts in the expressions, not in the view: a query evaluates them only where it
+        # needs them (the text of a typed value, say, only for the rows a report lists).
+        columns.append(SourceColumn(name, f"CAST({c} AS VARCHAR)", num, ts))
+    con.execute(f"CREATE TEMP VIEW {STAGED} AS SELECT {', '.join(select)} FROM {source}")
+    rows = _scalar(con, f"SELECT count(*) FROM read_parquet({lit(str(path))})")  # metadata
     return Staged(columns, rows)
 
 

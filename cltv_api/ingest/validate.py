@@ -1,8 +1,8 @@
 """Row checks in SQL and the structured validation report.
 
 Each :class:`Problem` is a SQL condition over a parsed table. The checker counts every kind
-over the whole table, lists the first ``max_issues_per_kind`` rows of each, and applies the
-policy of its category:
+over the whole table (one pass for all kinds), lists the first ``max_issues_per_kind`` rows of
+each kind that occurs, and applies the policy of its category:
 
 * ``error`` (unreadable rows: missing id, unparsable or impossible value, malformed CSV
   line) -> ``on_error``: ``reject`` the file or ``drop`` the rows;
@@ -13,7 +13,7 @@ policy of its category:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -21,7 +21,7 @@ import duckdb
 
 from cltv_api.errors import FieldError, InvalidInput
 from cltv_api.ingest.options import ParseOptions
-from cltv_api.ingest.readers import Staged
+from cltv_api.ingest.readers import STAGED, Staged
 
 Category = Literal["error", "negative", "zero", "future", "warning"]
 Action = Literal["reject", "drop", "keep"]
@@ -127,6 +127,15 @@ def guarded(condition: str) -> str:
     return f"COALESCE(({condition}), false)"
 
 
+@dataclass(frozen=True)
+class Checked:
+    """What :func:`check` found: ``drop`` is the SQL condition of the rows to drop (``false``
+    when none), ``kept`` the number of rows of the table it does not flag."""
+
+    drop: str
+    kept: int
+
+
 def check(
     con: duckdb.DuckDBPyConnection,
     table: str,
@@ -134,18 +143,26 @@ def check(
     options: ParseOptions,
     staged: Staged,
     report: ValidationReport,
-) -> str:
-    """Count and list ``problems`` over ``table`` into ``report``; return the SQL condition
-    of rows to drop (``false`` when none). Rejections are raised by :func:`raise_if_rejected`.
+    *,
+    raw: Mapping[str, str] | None = None,
+) -> Checked:
+    """Count and list ``problems`` over ``table`` into ``report``; return the rows to drop and
+    how many are kept. Rejections are raised by :func:`raise_if_rejected`.
+
+    Every kind and the kept rows are counted in one pass over the table; the rows of a kind are
+    listed only when it occurs. ``raw`` names columns of ``table`` that hold the file's text
+    only where it was needed to parse (see :mod:`layouts`): for the listed rows they are read
+    again, in full, from the staged file (``{column: SQL over staged}``).
     """
-    if not problems:
-        return "false"
-    counts_sql = ", ".join(f"count(*) FILTER (WHERE {guarded(p.condition)})" for p in problems)
-    row = con.execute(f"SELECT {counts_sql} FROM {table}").fetchone()
-    counts = [int(v) for v in (row or [0] * len(problems))]
+    dropping = [p for p in problems if action_for(p.category, options) == "drop"]
+    kept_when = f"NOT ({' OR '.join(guarded(p.condition) for p in dropping)})" if dropping else ""
+    aggregates = [f"count(*) FILTER (WHERE {guarded(p.condition)})" for p in problems]
+    aggregates.append(f"count(*) FILTER (WHERE {kept_when})" if kept_when else "count(*)")
+    row = con.execute(f"SELECT {', '.join(aggregates)} FROM {table}").fetchone()
+    counts = [int(v) for v in (row or [0] * len(aggregates))]
     drops: list[str] = []
     pending: list[Issue] = []
-    for problem, n in zip(problems, counts, strict=True):
+    for problem, n in zip(problems, counts[:-1], strict=True):
         if n == 0:
             continue
         action = action_for(problem.category, options)
@@ -155,16 +172,40 @@ def check(
         ]
         if action == "drop":
             drops.append(guarded(problem.condition))
-        value = problem.value or "NULL"
-        for user_row, shown in con.execute(
-            f"SELECT __row, CAST({value} AS VARCHAR) FROM {table} "
-            f"WHERE {guarded(problem.condition)} ORDER BY __row LIMIT {options.max_issues_per_kind}"
-        ).fetchall():
+        for user_row, shown in _listed(con, table, problem, options, raw or {}):
             pending.append(
                 Issue(problem.kind, int(user_row), problem.column, _short(shown), problem.message)
             )
     _append_with_user_rows(report, pending, staged)
-    return " OR ".join(drops) if drops else "false"
+    return Checked(" OR ".join(drops) if drops else "false", counts[-1])
+
+
+def _listed(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    problem: Problem,
+    options: ParseOptions,
+    raw: Mapping[str, str],
+) -> list[tuple[Any, Any]]:
+    """``(__row, value as text)`` of the first rows of ``table`` that have ``problem``."""
+    value = problem.value or "NULL"
+    first = (
+        f"FROM {table} WHERE {guarded(problem.condition)} "
+        f"ORDER BY __row LIMIT {options.max_issues_per_kind}"
+    )
+    if not raw:
+        return con.execute(f"SELECT __row, CAST({value} AS VARCHAR) {first}").fetchall()
+    wanted = [int(r) for (r,) in con.execute(f"SELECT __row {first}").fetchall()]
+    if not wanted:
+        return []
+    texts = ", ".join(f"{sql} AS {name}" for name, sql in raw.items())
+    replaced = ", ".join(f"r.{name} AS {name}" for name in raw)
+    in_list = ", ".join(map(str, wanted))
+    return con.execute(
+        f"SELECT __row, CAST({value} AS VARCHAR) FROM (SELECT t.* REPLACE ({replaced}) "
+        f"FROM {table} t JOIN (SELECT __row, {texts} FROM {STAGED}) r USING (__row) "
+        f"WHERE t.__row IN ({in_list})) ORDER BY __row"
+    ).fetchall()
 
 
 def add_malformed(staged: Staged, options: ParseOptions, report: ValidationReport) -> None:
