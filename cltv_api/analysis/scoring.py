@@ -191,10 +191,30 @@ def fit_histories(
     """
     rows = np.flatnonzero(_rows_of(groups, key, fit))
     x, t_x, T = (groups[c][rows].astype(float) for c in HISTORY_KEY)
-    codes, unique = pd.MultiIndex.from_arrays([x, t_x, T]).factorize()
-    h = {c: np.full(len(unique), fit.segment[c], dtype=object) for c in key}
-    h.update({c: np.asarray(unique.get_level_values(i)) for i, c in enumerate(HISTORY_KEY)})
-    return rows, h, np.asarray(codes, dtype=np.intp)
+    codes, first = _distinct_rows(x, T, t_x)
+    h = {c: np.full(first.shape[0], fit.segment[c], dtype=object) for c in key}
+    h.update({"frequency": x[first], "recency": t_x[first], "T": T[first]})
+    return rows, h, codes
+
+
+def _distinct_rows(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct rows of ``columns``, sorted by them (first column first).
+
+    Returns each row's position among the distinct rows, and one row index per distinct row.
+    Sorting by (x, T, t_x) keeps the histories that share (x, T) together, which is what the
+    chunked valuation of :func:`models.clv.history_values` evaluates once per chunk.
+    """
+    n = columns[0].shape[0]
+    order = np.lexsort(columns[::-1])
+    new = np.zeros(n, dtype=bool)
+    new[:1] = True
+    for col in columns:
+        ordered = col[order]
+        new[1:] |= ordered[1:] != ordered[:-1]
+    group = np.cumsum(new) - 1
+    codes = np.empty(n, dtype=np.intp)
+    codes[order] = group
+    return codes, order[new]
 
 
 def fit_pieces(
@@ -373,11 +393,7 @@ def _group_totals(
         purchase, spend = _models(piece.fit)
         p_cov = clv._log_covariance(purchase)
         s_cov = None if spend is None else clv._log_covariance(spend)
-        if by:
-            labels = pd.MultiIndex.from_arrays([groups[c][rows].astype(str) for c in by])
-            codes, uniques = pd.factorize(labels)
-        else:
-            codes, uniques = np.zeros(rows.size, dtype=int), [()]
+        codes, uniques = _segment_codes(groups, rows, by)
         n = groups["n"][rows].astype(float)
         msum = groups["msum"][rows].astype(float)
         for code, label in enumerate(uniques):
@@ -391,6 +407,20 @@ def _group_totals(
             part = _Part(total, float(np.dot(part_hv.prob_alive, n[sel])), index, p_cov, s_cov)
             out.setdefault(label_t, (segment, []))[1].append(part)
     return out
+
+
+def _segment_codes(
+    groups: dict[str, np.ndarray], rows: np.ndarray, by: Sequence[str]
+) -> tuple[np.ndarray, list[tuple[str, ...]]]:
+    """Each row's report segment (a code) and the segments' values, in order of appearance."""
+    if not by:
+        return np.zeros(rows.size, dtype=np.intp), [()]
+    if len(by) == 1:
+        codes, values = pd.factorize(groups[by[0]][rows].astype(str))
+        return np.asarray(codes, dtype=np.intp), [(str(v),) for v in values]
+    labels = pd.MultiIndex.from_arrays([groups[c][rows].astype(str) for c in by])
+    codes, values = pd.factorize(labels)
+    return np.asarray(codes, dtype=np.intp), [tuple(str(p) for p in v) for v in values]
 
 
 _T = TypeVar("_T", clv.HistoryValues, clv.SpendCoefficients)
