@@ -12,7 +12,7 @@ response is sent, so a failed commit is a 500, not a lost write), rolled back wh
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from cltv_api.observability import note_workspace
 from cltv_api.services.jobs import JobWorker
 from cltv_api.services.workspaces import Principal, authenticate
-from cltv_api.settings import Settings, get_settings
+from cltv_api.settings import Settings
 from cltv_api.storage.db import Database
 from cltv_api.storage.tables import Workspace
 
@@ -38,16 +38,26 @@ api_key_scheme = APIKeyHeader(
     description="The same API key sent as `X-API-Key: <key>`.",
 )
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+async def app_settings(request: Request) -> Settings:
+    """The settings the application was created with (``create_app(settings)``)."""
+    settings: Settings = request.app.state.settings
+    return settings
 
 
-def get_db(request: Request) -> Database:
+SettingsDep = Annotated[Settings, Depends(app_settings)]
+
+# The trivial dependencies below are ``async``: FastAPI runs a plain ``def`` dependency in a
+# worker thread, and those hand-offs were most of an authenticated request's time.
+
+
+async def get_db(request: Request) -> Database:
     """The application's database (created in the lifespan)."""
     db: Database = request.app.state.db
     return db
 
 
-def get_worker(request: Request) -> JobWorker:
+async def get_worker(request: Request) -> JobWorker:
     """The application's background job worker (started in the lifespan)."""
     worker: JobWorker = request.app.state.worker
     return worker
@@ -84,7 +94,7 @@ def get_principal(
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def get_current_workspace(principal: CurrentPrincipal) -> Workspace:
+async def get_current_workspace(principal: CurrentPrincipal) -> Workspace:
     """The workspace the request's key belongs to."""
     return principal.workspace
 
@@ -92,10 +102,10 @@ def get_current_workspace(principal: CurrentPrincipal) -> Workspace:
 CurrentWorkspace = Annotated[Workspace, Depends(get_current_workspace)]
 
 
-def require_scope(scope: str) -> Callable[[Principal], Principal]:
+def require_scope(scope: str) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency that lets the request through only if its key has ``scope`` (else 403)."""
 
-    def check(principal: CurrentPrincipal) -> Principal:
+    async def check(principal: CurrentPrincipal) -> Principal:
         principal.require(scope)
         return principal
 

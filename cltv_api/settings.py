@@ -2,7 +2,8 @@
 
 Every setting can be given as an environment variable, e.g. ``CLTV_DATA_DIR=/srv/cltv`` or
 ``CLTV_CORS_ORIGINS=https://a.example,https://b.example``. Tests build a :class:`Settings`
-directly and pass it to :func:`cltv_api.main.create_app`, which overrides :func:`get_settings`.
+directly and pass it to :func:`cltv_api.main.create_app`; requests read the application's
+settings (``app.state.settings``, :func:`cltv_api.deps.app_settings`).
 """
 
 from __future__ import annotations

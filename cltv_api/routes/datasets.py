@@ -76,7 +76,7 @@ UPLOAD_BODY: dict[str, Any] = {
 }
 
 
-def get_segment_cache(request: Request) -> SegmentCache:
+async def get_segment_cache(request: Request) -> SegmentCache:
     """The application's cache of segment tables (created with the application)."""
     cache: SegmentCache = request.app.state.segment_cache
     return cache

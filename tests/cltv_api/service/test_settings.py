@@ -62,11 +62,14 @@ def test_invalid_settings_are_rejected(bad: dict[str, object]) -> None:
         Settings(**bad)  # type: ignore[arg-type]
 
 
-def test_get_settings_is_cached_and_create_app_overrides_it(tmp_path: Path) -> None:
+def test_get_settings_is_cached_and_requests_see_the_apps_settings(tmp_path: Path) -> None:
     assert get_settings() is get_settings()
     settings = make_settings(tmp_path / "data")
     app = create_app(settings)
-    assert app.dependency_overrides[get_settings]() is settings
+    assert app.state.settings is settings
+    with TestClient(app) as client:  # the data directory the app uses is the one it was given
+        assert client.get("/readyz").status_code == 200
+    assert (tmp_path / "data").is_dir()
 
 
 def test_importing_the_app_module_creates_nothing(tmp_path: Path) -> None:
