@@ -147,12 +147,14 @@ def _stage_csv(
         f"CREATE TEMP VIEW {STAGED} AS SELECT {skip} + 1 + rowid AS __row, {kept} FROM {_CSV_TABLE}"
     )
     rows = _scalar(con, f"SELECT count(*) FROM {_CSV_TABLE}")
-    malformed_count = _scalar(con, "SELECT count(*) FROM cltv_rejects")
+    # DuckDB may record several errors for one line (too few fields, then a missing column):
+    # a malformed line counts once, with its first error.
+    malformed_count = _scalar(con, "SELECT count(DISTINCT line) FROM cltv_rejects")
     malformed = [
         Malformed(int(line), _reject_message(kind, msg), str(text or "").strip("\r\n"))
         for line, kind, msg, text in con.execute(
-            "SELECT line, error_type, error_message, csv_line FROM cltv_rejects "
-            "ORDER BY line LIMIT 1000"
+            "SELECT DISTINCT ON (line) line, error_type, error_message, csv_line "
+            "FROM cltv_rejects ORDER BY line, column_idx LIMIT 1000"
         ).fetchall()
     ]
     regular = malformed_count == 0 and count_lines(source) == skip + rows

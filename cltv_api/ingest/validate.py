@@ -225,6 +225,9 @@ def raise_if_rejected(report: ValidationReport, what: str = "file") -> None:
     rejected = [k for k, a in report.actions.items() if a == "rejected"]
     if not rejected:
         return
+    # nothing is stored: say so in the counts too (not what the policies would have kept)
+    report.rows_kept = 0
+    report.rows_dropped = report.rows_read
     parts = [f"{report.counts[k]} {k.replace('_', ' ')}" for k in rejected]
     hints = []
     if any(_category_hint(k) == "error" for k in rejected):

@@ -68,6 +68,23 @@ def test_drop_policy_keeps_good_rows_and_reports_the_rest(tmp_path: Path) -> Non
     assert {i.kind: i.row for i in report.issues}["bad_amount"] == 8
 
 
+def test_a_malformed_line_counts_once_however_many_errors_it_has(tmp_path: Path) -> None:
+    # Regression: DuckDB records two errors for a line with too few fields (and for one with
+    # two or more extra fields); each was counted as a malformed row and a row read.
+    text = (
+        "customer,date,amount,channel\n"
+        "a,2024-01-05,10,x\n"
+        "b,2024-01-06\n"  # two fields missing
+        "c,2024-01-07,12,y,z,w\n"  # two fields too many
+        "d,2024-01-08,5,x\n"
+    )
+    result = ingest(write_text(tmp_path / "m.csv", text), tmp_path / "data", on_error="drop")
+    report = result.report
+    assert (report.rows_read, report.rows_kept, report.rows_dropped) == (4, 2, 2)
+    assert report.counts == {"malformed_row": 2}
+    assert [(i.kind, i.row) for i in report.issues] == [("malformed_row", 3), ("malformed_row", 4)]
+
+
 def test_report_lists_the_first_n_rows_per_kind_but_counts_all(tmp_path: Path) -> None:
     body = "".join(f"c{i},2024-03-01,oops\n" for i in range(30)) + "ok,2024-03-01,1\n"
     path = write_text(tmp_path / "t.csv", "customer,date,amount\n" + body)

@@ -244,6 +244,9 @@ def test_rejected_file_is_422_with_rows_and_stores_nothing(api: Api, data_dir: P
     # "abc" is on line 3 of the file (the header is line 1)
     assert {"field": "amount", "row": 3, "value": "abc"}.items() <= problem["errors"][0].items()
     assert "Nothing was stored" in problem["detail"]
+    # regression: the report said rows_kept 2 although nothing was kept
+    report = problem["report"]
+    assert (report["rows_read"], report["rows_kept"], report["rows_dropped"]) == (3, 0, 3)
     assert api.client.get("/v1/datasets", headers=api.headers).json()["total"] == 0
     assert data_files(data_dir) == set()
 
