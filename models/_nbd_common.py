@@ -40,6 +40,7 @@ from ._optim import OptimResult, maximize_likelihood
 from ._validation import (
     FloatArray,
     as_float_array,
+    check_broadcastable,
     check_identifiable,
     validate_rfm,
     validate_time,
@@ -795,7 +796,7 @@ class BetaGeometricNBD(BaseModel):
         """Expected repeat purchases in ``(T, T + t]`` given the history (x, t_x, T)."""
         x, t_x, age = validate_rfm(frequency, recency, T)
         horizon = validate_time(t, "t")
-        _check_broadcast(horizon, x)
+        check_broadcastable(t=horizon, frequency=x)
         return self._conditional_expected_purchases(self._theta(), horizon, x, t_x, age)
 
     def expected_purchases(self, t: ArrayLike) -> FloatArray:
@@ -808,7 +809,7 @@ class BetaGeometricNBD(BaseModel):
         if (counts < 0).any() or (counts != np.floor(counts)).any():
             raise ValueError("n must be whole numbers >= 0")
         horizon = validate_time(t, "t")
-        _check_broadcast(counts, horizon)
+        check_broadcastable(n=counts, t=horizon)
         return self._prob_purchases(self._theta(), counts, horizon)
 
     # ---------------------------------------------- parameter-explicit predictions
@@ -827,11 +828,3 @@ class BetaGeometricNBD(BaseModel):
 
     def _prob_purchases(self, theta: ArrayLike, n: ArrayLike, t: ArrayLike) -> FloatArray:
         return prob_purchases(theta, n, t, self.shift)
-
-
-def _check_broadcast(*arrays: FloatArray) -> None:
-    try:
-        np.broadcast_shapes(*(a.shape for a in arrays))
-    except ValueError as exc:
-        shapes = ", ".join(str(a.shape[0]) for a in arrays)
-        raise ValueError(f"inputs have incompatible lengths ({shapes})") from exc

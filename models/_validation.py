@@ -37,13 +37,23 @@ def _first_bad(mask: NDArray[np.bool_]) -> int:
     return int(np.flatnonzero(mask)[0])
 
 
-def _broadcast(arrays: dict[str, FloatArray]) -> list[FloatArray]:
+def broadcast(**arrays: ArrayLike) -> list[FloatArray]:
+    """The named inputs broadcast to one shape, as contiguous float64 arrays.
+
+    Raises ValueError naming every input's shape when they cannot be broadcast together.
+    """
+    values = {name: np.asarray(value, dtype=np.float64) for name, value in arrays.items()}
+    check_broadcastable(**values)
+    return [np.ascontiguousarray(a) for a in np.broadcast_arrays(*values.values())]
+
+
+def check_broadcastable(**arrays: FloatArray) -> None:
+    """Raise ValueError naming every input's shape unless they broadcast together."""
     try:
-        out = np.broadcast_arrays(*arrays.values())
+        np.broadcast_shapes(*(a.shape for a in arrays.values()))
     except ValueError as exc:
-        shapes = ", ".join(f"{k}={v.shape}" for k, v in arrays.items())
+        shapes = ", ".join(f"{name}={a.shape}" for name, a in arrays.items())
         raise ValueError(f"inputs have incompatible lengths: {shapes}") from exc
-    return [np.ascontiguousarray(a, dtype=np.float64) for a in out]
 
 
 def validate_weights(weights: ArrayLike | None, n: int) -> FloatArray:
@@ -73,12 +83,10 @@ def validate_rfm(
     rounding in exported data). In discrete time (``discrete``) t_x and n are whole numbers,
     x <= t_x, and x = 0 requires t_x = 0. Errors name the first offending row.
     """
-    x, t_x, age = _broadcast(
-        {
-            "frequency": as_float_array(frequency, "frequency"),
-            "recency": as_float_array(recency, "recency"),
-            "T": as_float_array(T, "T"),
-        }
+    x, t_x, age = broadcast(
+        frequency=as_float_array(frequency, "frequency"),
+        recency=as_float_array(recency, "recency"),
+        T=as_float_array(T, "T"),
     )
     if (x < 0).any():
         raise ValueError(f"frequency must be >= 0 (row {_first_bad(x < 0)}: {x[x < 0][0]})")

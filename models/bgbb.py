@@ -31,6 +31,7 @@ from ._validation import (
     FloatArray,
     as_float_array,
     as_theta,
+    broadcast,
     check_identifiable,
     validate_rfm,
     validate_weights,
@@ -326,7 +327,7 @@ class BGBB(BaseModel):
     def _conditional_expected_purchases(
         self, theta: FloatArray, n_star: ArrayLike, x: ArrayLike, t_x: ArrayLike, n: ArrayLike
     ) -> FloatArray:
-        future, xa, ta, na = _broadcast(n_star, x, t_x, n)
+        future, xa, ta, na = broadcast(n_star=n_star, frequency=x, recency=t_x, n=n)
         alpha, beta, gamma, delta = theta
         log_alive = _log_prob_alive_now(theta, xa, ta, na)
         mean_p = (alpha + xa) / (alpha + beta + na)
@@ -345,7 +346,7 @@ class BGBB(BaseModel):
     def _prob_alive(
         self, theta: FloatArray, x: ArrayLike, t_x: ArrayLike, n: ArrayLike
     ) -> FloatArray:
-        xa, ta, na = _broadcast(x, t_x, n)
+        xa, ta, na = broadcast(frequency=x, recency=t_x, n=n)
         gamma, delta = theta[2], theta[3]
         survive_next = (delta + na) / (gamma + delta + na)
         return np.asarray(np.exp(_log_prob_alive_now(theta, xa, ta, na)) * survive_next)
@@ -373,11 +374,11 @@ class BGBB(BaseModel):
               + sum_{i=x}^{n-1} C(i, x) B(alpha + x, beta + i - x)/B(alpha, beta)
                                 B(gamma + 1, delta + i)/B(gamma, delta)
         """
-        xa, na = _broadcast(_whole(x, "x"), _whole(n, "n"))
+        xa, na = broadcast(x=_whole(x, "x"), n=_whole(n, "n"))
         return self._prob_purchases(self._theta(), xa, na)
 
     def _prob_purchases(self, theta: FloatArray, x: ArrayLike, n: ArrayLike) -> FloatArray:
-        xa, na = _broadcast(x, n)
+        xa, na = broadcast(x=x, n=n)
         shape = xa.shape
         xf, nf = xa.ravel(), na.ravel()
         possible = xf <= nf
@@ -429,7 +430,7 @@ class BGBB(BaseModel):
         t_x: ArrayLike,
         n: ArrayLike,
     ) -> FloatArray:
-        d, xa, ta, na = _broadcast(discount_rate, x, t_x, n)
+        d, xa, ta, na = broadcast(discount_rate=discount_rate, frequency=x, recency=t_x, n=n)
         alpha, beta, gamma, delta = theta
         log_alive = _log_prob_alive_now(theta, xa, ta, na)
         mean_p = (alpha + xa) / (alpha + beta + na)
@@ -446,14 +447,6 @@ class BGBB(BaseModel):
 
 
 # --------------------------------------------------------------------------- helpers
-def _broadcast(*arrays: ArrayLike) -> list[FloatArray]:
-    try:
-        out = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in arrays))
-    except ValueError as exc:
-        raise ValueError(f"inputs have incompatible lengths: {exc}") from exc
-    return [np.ascontiguousarray(a) for a in out]
-
-
 def _log_prob_alive_now(
     theta: FloatArray, x: FloatArray, t_x: FloatArray, n: FloatArray
 ) -> FloatArray:

@@ -51,9 +51,9 @@ from ._hyp2f1 import log_concave_quadrature, log_power_tail
 from ._optim import maximize_likelihood
 from ._validation import (
     FloatArray,
-    _broadcast,
     as_float_array,
     as_theta,
+    broadcast,
     check_identifiable,
     validate_rfm,
     validate_time,
@@ -460,7 +460,7 @@ class ParetoNBD(BaseModel):
     ) -> FloatArray:
         horizon = validate_time(t)
         x, t_x, age = validate_rfm(frequency, recency, T)
-        horizon, x, t_x, age = _broadcast({"t": horizon, "frequency": x, "recency": t_x, "T": age})
+        horizon, x, t_x, age = broadcast(t=horizon, frequency=x, recency=t_x, T=age)
         r, alpha, s, beta = theta
         log_p_alive = _Evaluation.at(theta, _Histories.build(x, t_x, age)).log_p_alive
         log_scale = np.log(r + x) + np.log(beta + age) - np.log(alpha + age) + log_p_alive
@@ -496,7 +496,7 @@ class ParetoNBD(BaseModel):
         count = as_float_array(n, "n")
         if ((count < 0) | (count != np.floor(count))).any():
             raise ValueError("n must contain whole numbers >= 0")
-        count, horizon = _broadcast({"n": count, "t": validate_time(t)})
+        count, horizon = broadcast(n=count, t=validate_time(t))
         return _pmf(theta, count, horizon)
 
 
