@@ -1,4 +1,9 @@
-"""Tests for the Pareto/NBD model (Schmittlein, Morrison & Colombo 1987; Fader & Hardie 2005 note)."""
+"""Tests for the Pareto/NBD model (Schmittlein, Morrison & Colombo 1987; Fader & Hardie 2005 note).
+
+The checks Pareto/NBD shares with BG/NBD and MBG/NBD (predictions before fit, input
+validation, serialisation, delta-method intervals, simulation studies) are in
+``test_nbd_family.py``.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from scipy import integrate, special
 
-from models import ModelFitError, NotFittedError, paretonbd
+from models import ModelFitError, paretonbd
 from models.paretonbd import (
     ParetoNBD,
     _Evaluation,
@@ -22,39 +25,36 @@ from models.paretonbd import (
     simulate,
 )
 from tests.conftest import quiet_reference
+from tests.models.nbd_cases import (
+    NOTE_PARAMS,
+    PARETONBD_CASE,
+    Columns,
+    cdnow_columns,
+    cdnow_fit,
+    lifetimes_fit,
+)
 
-# Fader & Hardie (2005 note, Sec. 3), CDNOW sample (2357 customers, 39 weeks, time in weeks):
-# r = 0.55, alpha = 10.58, s = 0.61, beta = 11.67, LL = -9594.98 (published to two decimals).
-NOTE_PARAMS = {"r": 0.55, "alpha": 10.58, "s": 0.61, "beta": 11.67}
+# Fader & Hardie (2005 note, Sec. 3), CDNOW sample: LL = -9594.98 (published to two decimals);
+# the note's parameters NOTE_PARAMS are in nbd_cases.py.
 NOTE_LOG_LIKELIHOOD = -9594.98
 NAMES = ("r", "alpha", "s", "beta")
 
 
 @pytest.fixture(scope="module")
-def columns() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """CDNOW calibration summary shipped with lifetimes: frequency, recency, T (weeks)."""
-    import lifetimes.datasets
-
-    with quiet_reference():
-        cdnow = lifetimes.datasets.load_cdnow_summary(index_col=[0])
-    return (
-        cdnow["frequency"].to_numpy(float),
-        cdnow["recency"].to_numpy(float),
-        cdnow["T"].to_numpy(float),
-    )
+def columns() -> Columns:
+    return cdnow_columns()
 
 
 @pytest.fixture(scope="module")
-def fitted(columns: tuple[np.ndarray, np.ndarray, np.ndarray]) -> ParetoNBD:
-    return ParetoNBD().fit(*columns)
+def fitted() -> ParetoNBD:
+    model = cdnow_fit(PARETONBD_CASE)
+    assert isinstance(model, ParetoNBD)
+    return model
 
 
 @pytest.fixture(scope="module")
-def reference(columns: tuple[np.ndarray, np.ndarray, np.ndarray]) -> Any:
-    from lifetimes import ParetoNBDFitter
-
-    with quiet_reference():
-        return ParetoNBDFitter().fit(*columns)
+def reference() -> Any:
+    return lifetimes_fit(PARETONBD_CASE)
 
 
 def _reference_at(params: dict[str, float]) -> Any:
@@ -389,25 +389,14 @@ def test_extreme_parameters_and_inputs_give_finite_outputs(theta: tuple[float, .
     assert np.all((pmf >= 0) & (pmf <= 1))
 
 
-def test_delta_method_intervals_stay_in_range_and_bracket_the_estimate(fitted: ParetoNBD) -> None:
-    x, t_x, age = np.array([0.0, 2.0, 10.0]), np.array([0.0, 30.43, 20.0]), np.full(3, 38.86)
-    est, low, high = fitted.predict_interval("prob_alive", x, t_x, age)
-    assert np.all((low > 0) & (low < est) & (est < high) & (high < 1))
-    est, low, high = fitted.predict_interval("conditional_expected_purchases", 39.0, x, t_x, age)
-    assert np.all((low > 0) & (low < est) & (est < high))
+def test_population_delta_method_intervals_stay_in_range_and_bracket_the_estimate(
+    fitted: ParetoNBD,
+) -> None:
+    # prob_alive and conditional_expected_purchases intervals: see test_nbd_family.py.
     est, low, high = fitted.predict_interval("prob_purchases", np.array([0.0, 3.0]), 39.0)
     assert np.all((low > 0) & (low < est) & (est < high) & (high < 1))
     est, low, high = fitted.predict_interval("expected_purchases", 52.0)
     assert 0 < low[0] < est[0] < high[0]
-
-
-def test_serialisation_round_trip_keeps_predictions(fitted: ParetoNBD) -> None:
-    restored = ParetoNBD.from_dict(fitted.to_dict())
-    assert restored.params_ == fitted.params_
-    np.testing.assert_array_equal(
-        restored.prob_alive([1, 4], [20.0, 35.0], [39.0, 39.0]),
-        fitted.prob_alive([1, 4], [20.0, 35.0], [39.0, 39.0]),
-    )
 
 
 # ------------------------------------------------------------------------- fitting
@@ -485,32 +474,6 @@ def test_unidentifiable_data_raises_model_fit_error(
         ParetoNBD().fit(frequency, recency, T)
 
 
-def test_predictions_before_fit_raise_not_fitted() -> None:
-    model = ParetoNBD()
-    for call in (
-        lambda: model.prob_alive([1], [1.0], [2.0]),
-        lambda: model.conditional_expected_purchases(1.0, [1], [1.0], [2.0]),
-        lambda: model.expected_purchases(1.0),
-        lambda: model.prob_purchases(1, 1.0),
-        model.summary,
-    ):
-        with pytest.raises(NotFittedError, match="not fitted"):
-            call()
-
-
-def test_prediction_inputs_are_validated(fitted: ParetoNBD) -> None:
-    with pytest.raises(ValueError, match="t must be >= 0"):
-        fitted.expected_purchases(-1.0)
-    with pytest.raises(ValueError, match="t must be >= 0"):
-        fitted.conditional_expected_purchases(-1.0, 1, 1.0, 2.0)
-    with pytest.raises(ValueError, match="recency exceeds T"):
-        fitted.prob_alive(1, 3.0, 2.0)
-    with pytest.raises(ValueError, match="n must contain whole numbers"):
-        fitted.prob_purchases(1.5, 2.0)
-    with pytest.raises(ValueError, match="parameters must be finite and > 0"):
-        ParetoNBD.from_params({"r": 1.0, "alpha": -1.0, "s": 1.0, "beta": 1.0})
-
-
 # ------------------------------------------------------------------------ simulation
 def test_simulation_reproduces_the_model_distribution() -> None:
     # 200k customers observed for 39 weeks at the note's CDNOW parameters: the share with n
@@ -527,57 +490,3 @@ def test_simulation_reproduces_the_model_distribution() -> None:
     # Recency lies in [0, T] and is 0 exactly for customers without repeat purchases.
     assert np.all((t_x >= 0) & (t_x <= 39.0))
     np.testing.assert_array_equal(t_x == 0, x == 0)
-
-
-def test_simulate_rejects_bad_parameters_and_ages() -> None:
-    with pytest.raises(ValueError, match="finite and > 0"):
-        simulate({"r": 0.0, "alpha": 1.0, "s": 1.0, "beta": 1.0}, [1.0])
-    with pytest.raises(ValueError, match="missing"):
-        simulate({"r": 1.0, "alpha": 1.0}, [1.0])
-    with pytest.raises(ValueError, match="T must be >= 0"):
-        simulate(NOTE_PARAMS, [-1.0])
-
-
-@pytest.mark.slow  # 4 fits of 3000 customers: about 4-8 s
-@settings(max_examples=4, deadline=None, derandomize=True)
-@given(
-    r=st.floats(0.3, 2.0),
-    alpha=st.floats(3.0, 20.0),
-    s=st.floats(0.3, 2.0),
-    beta=st.floats(3.0, 30.0),
-    seed=st.integers(0, 2**32 - 1),
-)
-def test_fit_recovers_simulated_parameters_within_their_99_9_percent_intervals(
-    r: float, alpha: float, s: float, beta: float, seed: int
-) -> None:
-    truth = {"r": r, "alpha": alpha, "s": s, "beta": beta}
-    rng = np.random.default_rng(seed)
-    age = rng.uniform(26.0, 78.0, size=3000)
-    x, t_x = simulate(truth, age, rng)
-    model = ParetoNBD().fit(x, t_x, age)
-    assert model.converged_, model.convergence_message_
-    for name, value in truth.items():
-        # Wald z-score on the log scale; |z| < 3.29 is the two-sided 99.9% interval.
-        se_log = model.standard_errors_[name] / model.params_[name]
-        z = (np.log(model.params_[name]) - np.log(value)) / se_log
-        assert abs(z) < 3.29, (name, model.params_, truth)
-
-
-@pytest.mark.slow
-def test_wald_and_delta_method_intervals_cover_the_truth() -> None:
-    # 30 simulated cohorts of 2000 customers at the note's CDNOW parameters: 95% intervals for
-    # each parameter and for E[X(52)] should cover the truth in 80-100% of the cohorts.
-    true_mean = ParetoNBD.from_params(NOTE_PARAMS).expected_purchases(52.0)[0]
-    rng = np.random.default_rng(2005)
-    covered = dict.fromkeys((*NAMES, "expected_purchases"), 0)
-    runs = 30
-    for _ in range(runs):
-        age = rng.uniform(26.0, 78.0, size=2000)
-        x, t_x = simulate(NOTE_PARAMS, age, rng)
-        model = ParetoNBD().fit(x, t_x, age)
-        for name, row in model.summary()["params"].items():
-            covered[name] += row["lower_95"] <= NOTE_PARAMS[name] <= row["upper_95"]
-        _, low, high = model.predict_interval("expected_purchases", 52.0)
-        covered["expected_purchases"] += bool(low[0] <= true_mean <= high[0])
-    for name, hits in covered.items():
-        assert 0.8 <= hits / runs <= 1.0, (name, hits)
