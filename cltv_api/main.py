@@ -48,6 +48,7 @@ from cltv_api.routes import (
     workspaces,
 )
 from cltv_api.security_headers import SecurityHeadersMiddleware
+from cltv_api.services.datasets import remove_abandoned_scratch
 from cltv_api.services.fits import (
     FIT_JOB_KIND,
     SegmentCache,
@@ -78,11 +79,15 @@ def _package_version() -> str:
 
 
 def _start_resources(app: FastAPI, settings: Settings) -> None:
-    """Blocking start-up work: data directory, migrations, job worker."""
+    """Blocking start-up work: data directory (and the temporary files a killed process left
+    there), migrations, job worker."""
     try:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StorageError(f"Cannot create the data directory {settings.data_dir}: {exc}") from exc
+    removed = remove_abandoned_scratch(settings)
+    if removed:
+        logger.warning("removed %d temporary file(s) left by a dead process", len(removed))
     db = Database(settings.resolved_database_url)
     try:
         status = upgrade_to_head(db, lock_path=settings.data_dir / ".migrate.lock")

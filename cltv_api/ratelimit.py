@@ -28,7 +28,7 @@ from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cltv_api.problems import problem_body, problem_response, redact_path
+from cltv_api.problems import problem_body, problem_response
 
 EXEMPT_PATHS: Final = frozenset({"/healthz", "/readyz", "/metrics"})
 EXEMPT_METHODS: Final = frozenset({"OPTIONS", "HEAD"})
@@ -199,7 +199,7 @@ class RateLimitMiddleware:
                 f"Rate limit exceeded: at most {decision.limit} requests at once and "
                 f"{self.buckets.rate:g} per second. Retry in {seconds} s."
             ),
-            instance=redact_path(scope["path"]),
+            instance=scope["path"],  # problem_body redacts share tokens
             extra={"retry_after": seconds},
         )
         response = problem_response(body)

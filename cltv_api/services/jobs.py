@@ -44,14 +44,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import event, select
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from cltv_api.errors import CLTVError, Conflict, InvalidInput, NotFound
 from cltv_api.metrics import Metrics, current_metrics, record_job
 from cltv_api.observability import LogContext, bind_context, current_request_id
 from cltv_api.problems import problem_from_error
-from cltv_api.services.datasets import remove_abandoned_scratch
 from cltv_api.settings import Settings
 from cltv_api.storage.db import Database
 from cltv_api.storage.repositories import JobQueue, JobRepository
@@ -323,7 +322,6 @@ class JobWorker:
         if self._threads:
             raise RuntimeError("the job worker is already started")
         self.recover_orphans()
-        self.remove_abandoned_files()
         for index in range(self.settings.worker_threads):
             self._spawn(self._work_loop, f"cltv-job-{index}")
         self._spawn(self._maintenance_loop, "cltv-job-heartbeat")
@@ -373,28 +371,16 @@ class JobWorker:
         stale_before = now - timedelta(seconds=self.settings.job_stale_after_seconds)
         error = problem_from_error(JobInterruptedError(INTERRUPTED_DETAIL))
         with self.db.session() as session:
-            stale = session.scalars(
-                select(Job).where(
-                    Job.status == "running",
-                    Job.heartbeat_at.is_(None) | (Job.heartbeat_at < stale_before),
-                )
-            ).all()
-            count = JobQueue(session).fail_stale(stale_before, error, now)
-            for job in stale:
+            failed = JobQueue(session).fail_stale(stale_before, error, now)
+            for job in failed:
                 with _REGISTRY_LOCK:
                     hook = _ON_INTERRUPTED.get(job.kind)
                 if hook is not None:
                     hook(session, job, error)
+            count = len(failed)
         if count:
             logger.warning("marked %d job(s) interrupted by a server restart as failed", count)
         return count
-
-    def remove_abandoned_files(self) -> None:
-        """Remove temporary files a killed process left in the data directory (half-received
-        uploads, ingestion and spill directories); files live processes use are kept."""
-        removed = remove_abandoned_scratch(self.settings)
-        if removed:
-            logger.warning("removed %d temporary file(s) left by a dead process", len(removed))
 
     # threads
 

@@ -200,17 +200,19 @@ class JobQueue:
                 .values(heartbeat_at=now)
             )
 
-    def fail_stale(self, stale_before: datetime, error: dict[str, Any], now: datetime) -> int:
-        """Fail running jobs whose heartbeat is older than ``stale_before``; returns how many."""
-        result = self.session.execute(
+    def fail_stale(
+        self, stale_before: datetime, error: dict[str, Any], now: datetime
+    ) -> Sequence[Job]:
+        """Fail running jobs whose heartbeat is older than ``stale_before``; returns them."""
+        return self.session.scalars(
             update(Job)
             .where(
                 Job.status == "running",
                 (Job.heartbeat_at.is_(None)) | (Job.heartbeat_at < stale_before),
             )
             .values(status="failed", error=error, finished_at=now, stage="interrupted")
-        )
-        return int(getattr(result, "rowcount", 0) or 0)
+            .returning(Job)
+        ).all()
 
     def _transition(self, job_id: str, from_status: str, **values: Any) -> bool:
         result = self.session.execute(
