@@ -13,6 +13,7 @@ Targets (issue 5): the round trip within 2x of ``cltv segments``; the API stays 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import socket
 import statistics
@@ -21,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -36,32 +38,40 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "CLTV_DATA_DIR": str(data_dir), "CLTV_SYNC_FIT_MAX_CUSTOMERS": "1000"}
-    env.pop("CLTV_DATABASE_URL", None)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "cltv_api.main:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(600):
+def start_server(
+    data_dir: Path,
+    port: int,
+    *,
+    env: dict[str, str] | None = None,
+    args: Sequence[str] = (),
+    log: Path | None = None,
+    timeout: float = 90.0,
+) -> subprocess.Popen[bytes]:
+    """``uvicorn cltv_api.main:app`` on 127.0.0.1:``port`` with ``CLTV_*`` settings ``env`` and
+    extra uvicorn ``args``; output to ``log`` (discarded without one). Returns once /healthz
+    answers."""
+    environment = {**os.environ, "CLTV_DATA_DIR": str(data_dir), **(env or {})}
+    environment.pop("CLTV_DATABASE_URL", None)
+    command = [
+        sys.executable, "-m", "uvicorn", "cltv_api.main:app",
+        "--host", "127.0.0.1", "--port", str(port), *args,
+    ]  # fmt: skip
+    with log.open("wb") if log is not None else contextlib.nullcontext() as out:
+        target = out if out is not None else subprocess.DEVNULL
+        process = subprocess.Popen(command, env=environment, stdout=target, stderr=target)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            shown = log.read_text(errors="replace") if log is not None else ""
+            raise RuntimeError(f"uvicorn exited with {process.returncode}:\n{shown}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
+                return process
         except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("uvicorn did not start")
+            pass
+        time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"uvicorn did not start within {timeout:g} s")
 
 
 def bootstrap_key(data_dir: Path) -> str:
@@ -153,7 +163,7 @@ def main() -> None:
         data_dir = Path(tmp) / "data"
         key = bootstrap_key(data_dir)
         port = free_port()
-        server = start_server(data_dir, port)
+        server = start_server(data_dir, port, env={"CLTV_SYNC_FIT_MAX_CUSTOMERS": "1000"})
         try:
             api_s, pinger = api_round_trip(path, f"http://127.0.0.1:{port}", key)
         finally:

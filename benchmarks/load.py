@@ -42,6 +42,7 @@ from typing import Any
 import httpx
 import pyarrow.csv as pa_csv
 
+from benchmarks import bench_api
 from benchmarks.bench_api import bootstrap_key, free_port
 from benchmarks.common import markdown_table
 from benchmarks.generate import GeneratorConfig, generate_table
@@ -179,31 +180,13 @@ def start_server(
 ) -> subprocess.Popen[bytes]:
     """uvicorn with the service's default settings, except: no per-key/per-IP rate limit (all
     load comes from one address and one key) and the given log level (logs go to ``log``)."""
-    env = {
-        **os.environ,
-        "CLTV_DATA_DIR": str(data_dir),
-        "CLTV_LOG_LEVEL": log_level,
-        "CLTV_RATE_LIMIT_PER_SECOND": "0",
-    }
-    env.pop("CLTV_DATABASE_URL", None)
-    command = [
-        sys.executable, "-m", "uvicorn", "cltv_api.main:app", "--host", "127.0.0.1",
-        "--port", str(port), "--workers", "1", "--no-access-log", "--log-level", "warning",
-    ]  # fmt: skip
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=out)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"uvicorn exited:\n{log.read_text(errors='replace')}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("uvicorn did not start within 90 s")
+    return bench_api.start_server(
+        data_dir,
+        port,
+        env={"CLTV_LOG_LEVEL": log_level, "CLTV_RATE_LIMIT_PER_SECOND": "0"},
+        args=["--workers", "1", "--no-access-log", "--log-level", "warning"],
+        log=log,
+    )
 
 
 def seed(base_url: str, key: str, work: Path, customers: int) -> str:
