@@ -193,27 +193,48 @@ def _remove_entry(path: Path) -> None:
             path.unlink(missing_ok=True)
 
 
-_WORKDIRS: dict[Path, Scratch] = {}
-_WORKDIRS_LOCK = threading.Lock()
+_CLAIMED: dict[Path, Scratch] = {}
+"""Scratch entries this process holds, by path (for :func:`release` and :func:`rename_claimed`)."""
+_CLAIMED_LOCK = threading.Lock()
+
+
+def claim(path: Path, *, directory: bool, data_dir: Path | None = None) -> Path:
+    """:func:`claim_scratch` ``path`` and remember it until :func:`release`."""
+    scratch = claim_scratch(path, directory=directory, data_dir=data_dir)
+    with _CLAIMED_LOCK:
+        _CLAIMED[scratch.path] = scratch
+    return scratch.path
+
+
+def release(path: Path) -> None:
+    """Remove a claimed entry and drop its lock (an unclaimed ``path`` is just removed)."""
+    with _CLAIMED_LOCK:
+        scratch = _CLAIMED.pop(path, None)
+    if scratch is None:
+        _remove_entry(path)
+    else:
+        scratch.release()
+
+
+def rename_claimed(path: Path, new_path: Path) -> None:
+    """Rename a claimed entry; its claim (lock and later removal) follows it."""
+    path.rename(new_path)
+    with _CLAIMED_LOCK:
+        scratch = _CLAIMED.pop(path, None)
+        if scratch is not None:
+            scratch.path = new_path
+            _CLAIMED[new_path] = scratch
 
 
 def make_workdir(data_dir: Path) -> Path:
     """A private, claimed scratch directory inside ``data_dir`` (DuckDB database, spill,
     transcoding); give it back with :func:`remove_workdir`."""
-    scratch = claim_scratch(data_dir / f"{TEMP_PREFIX}{uuid.uuid4().hex}", directory=True)
-    with _WORKDIRS_LOCK:
-        _WORKDIRS[scratch.path] = scratch
-    return scratch.path
+    return claim(data_dir / f"{TEMP_PREFIX}{uuid.uuid4().hex}", directory=True)
 
 
 def remove_workdir(work: Path) -> None:
     """Remove a directory made by :func:`make_workdir` and release its lock."""
-    with _WORKDIRS_LOCK:
-        scratch = _WORKDIRS.pop(work, None)
-    if scratch is None:
-        _remove_entry(work)
-    else:
-        scratch.release()
+    release(work)
 
 
 # ------------------------------------------------------------------------------ publishing

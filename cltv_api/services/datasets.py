@@ -55,7 +55,16 @@ from cltv_api.errors import (
     UnsupportedMediaType,
 )
 from cltv_api.ingest import ColumnMapping, IngestResult, ParseOptions, Preview, ingest_file, preview
-from cltv_api.ingest.store import TEMP_PREFIX, Scratch, claim_scratch, storage_error, sweep_scratch
+from cltv_api.ingest.store import (
+    TEMP_PREFIX,
+    Scratch,
+    claim,
+    claim_scratch,
+    release,
+    rename_claimed,
+    storage_error,
+    sweep_scratch,
+)
 from cltv_api.schemas.datasets import UploadOptions
 from cltv_api.settings import Settings
 from cltv_api.storage.repositories import DatasetRepository
@@ -132,10 +141,6 @@ def _too_large(limit: int) -> PayloadTooLarge:
     )
 
 
-_CLAIMED_UPLOADS: dict[Path, Scratch] = {}
-_CLAIMED_LOCK = threading.Lock()
-
-
 def new_upload_path(settings: Settings) -> Path:
     """A fresh, empty temporary file in the data directory's upload area, claimed (so a start-up
     sweep of another process leaves it alone) until :func:`release_upload_path`."""
@@ -145,29 +150,12 @@ def new_upload_path(settings: Settings) -> Path:
     except OSError as exc:
         raise storage_error(exc, settings.data_dir, "create the upload area") from exc
     name = f"{UPLOAD_PREFIX}{uuid.uuid4().hex}"
-    scratch = claim_scratch(directory / name, directory=False, data_dir=settings.data_dir)
-    with _CLAIMED_LOCK:
-        _CLAIMED_UPLOADS[scratch.path] = scratch
-    return scratch.path
+    return claim(directory / name, directory=False, data_dir=settings.data_dir)
 
 
 def release_upload_path(path: Path) -> None:
     """Remove a temporary upload file and release its claim (idempotent)."""
-    with _CLAIMED_LOCK:
-        scratch = _CLAIMED_UPLOADS.pop(path, None)
-    if scratch is None:
-        _remove(path)
-    else:
-        scratch.release()
-
-
-def _rename_upload(path: Path, new_path: Path) -> None:
-    path.rename(new_path)
-    with _CLAIMED_LOCK:
-        scratch = _CLAIMED_UPLOADS.pop(path, None)
-        if scratch is not None:
-            scratch.path = new_path
-            _CLAIMED_UPLOADS[new_path] = scratch
+    release(path)
 
 
 class _ChunkWriter:
@@ -382,7 +370,7 @@ def _with_type_suffix(upload: ReceivedUpload) -> ReceivedUpload:
         head = fh.read(4)
     suffix = ".xlsx" if head == b"PK\x03\x04" else ".parquet" if head == b"PAR1" else ".csv"
     renamed = upload.path.with_suffix(suffix)
-    _rename_upload(upload.path, renamed)
+    rename_claimed(upload.path, renamed)
     upload.path = renamed
     return upload
 
