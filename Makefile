@@ -21,7 +21,7 @@ install-dev: $(UV)
 	$(UV) sync --frozen --extra dev
 
 run: install
-	$(PY) -m cltv_api.demo
+	$(PY) -m cltv_api.demo --host $(HOST) --port $(PORT)
 
 lint: install-dev
 	$(VENV)/bin/ruff check .
