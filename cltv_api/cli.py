@@ -27,7 +27,6 @@ from typing import Any, TextIO
 
 import ibis.expr.types as ir
 import pyarrow.parquet as pq
-from tqdm import tqdm
 
 from cltv_api.analysis import (
     FitRequest,
@@ -40,7 +39,6 @@ from cltv_api.analysis import (
 from cltv_api.analysis.scoring import SegmentRow
 from cltv_api.engine import Engine, summarize
 from cltv_api.errors import CLTVError, InvalidInput
-from cltv_api.ingest import ColumnMapping, ParseOptions, ingest_file
 from models import ModelFitError
 
 NORMALISED_COLUMNS = {"customer_id", "date", "amount"}
@@ -161,22 +159,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ------------------------------------------------------------------------------ steps
 class Progress:
-    """Named stages on one progress bar (stderr); silent with --quiet or when not a terminal."""
+    """Named stages on one progress bar (stderr); silent with --quiet or when not a terminal.
+
+    tqdm is imported only when a bar is shown: a scripted run does not pay for it.
+    """
 
     def __init__(self, stages: Sequence[str], quiet: bool) -> None:
-        disable = quiet or not sys.stderr.isatty()
-        self.bar = tqdm(
-            total=len(stages), disable=disable, file=sys.stderr, unit="step", leave=False
-        )
+        self.bar: Any = None
+        if not quiet and sys.stderr.isatty():
+            from tqdm import tqdm  # noqa: PLC0415
+
+            self.bar = tqdm(total=len(stages), file=sys.stderr, unit="step", leave=False)
 
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        self.bar.set_description(name)
+        if self.bar is not None:
+            self.bar.set_description(name)
         yield
-        self.bar.update(1)
+        if self.bar is not None:
+            self.bar.update(1)
 
     def close(self) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _engine(args: argparse.Namespace, workdir: Path) -> Engine:
@@ -199,6 +204,9 @@ def _transactions(args: argparse.Namespace, engine: Engine, workdir: Path) -> ir
         names = set(pq.read_schema(path).names)
         if names >= NORMALISED_COLUMNS:
             return engine.table(path)
+    # Ingestion (CSV/XLSX parsing) is imported only for files that need it.
+    from cltv_api.ingest import ColumnMapping, ParseOptions, ingest_file  # noqa: PLC0415
+
     result = ingest_file(
         path,
         data_dir=workdir,
@@ -248,7 +256,7 @@ def _summary(args: argparse.Namespace, engine: Engine, tx: ir.Table, workdir: Pa
     expr = summarize(
         tx, args.time_unit, observation_end=args.observation_end, segment_cols=_segments(args)
     )
-    return engine.persist(expr, workdir / "summary.parquet")
+    return engine.cache(expr)
 
 
 def _fit(args: argparse.Namespace, tx: ir.Table, summary: ir.Table) -> FittedModels:

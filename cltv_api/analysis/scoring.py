@@ -17,7 +17,6 @@ from typing import Any, TypeVar, cast
 import ibis
 import ibis.expr.types as ir
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 from scipy import special
 
@@ -239,7 +238,7 @@ def fit_pieces(
     out = []
     for fit in fitted.fits:
         rows, h, hist_codes = fit_histories(groups, key, fit)
-        freq_codes, freq_unique = pd.factorize(groups["frequency"][rows].astype(float))
+        freq_codes, freq_unique = _factorize(groups["frequency"][rows].astype(float))
         f = {c: np.full(len(freq_unique), fit.segment[c], dtype=object) for c in key}
         f["frequency"] = np.asarray(freq_unique, dtype=float)
         purchase, spend = _models(fit)
@@ -388,16 +387,19 @@ def _group_totals(
         rows = piece.groups
         if rows.size == 0:
             continue
-        hv = _take(piece.values, piece.group_history)
-        sc = _take(piece.spend, piece.group_frequency)
         purchase, spend = _models(piece.fit)
         p_cov = clv._log_covariance(purchase)
         s_cov = None if spend is None else clv._log_covariance(spend)
         codes, uniques = _segment_codes(groups, rows, by)
-        n = groups["n"][rows].astype(float)
-        msum = groups["msum"][rows].astype(float)
+        # Rows ordered by segment once: each segment is then a contiguous slice (a view).
+        order = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
+        hv = _take(piece.values, piece.group_history[order])
+        sc = _take(piece.spend, piece.group_frequency[order])
+        n = groups["n"][rows[order]].astype(float)
+        msum = groups["msum"][rows[order]].astype(float)
         for code, label in enumerate(uniques):
-            sel = codes == code
+            sel = slice(bounds[code], bounds[code + 1])
             part_hv, part_sc = _take(hv, sel), _take(sc, sel)
             total = clv.group_total(
                 part_hv, part_sc, n[sel], msum[sel], valuation.margin, p_cov, s_cov
@@ -412,22 +414,30 @@ def _group_totals(
 def _segment_codes(
     groups: dict[str, np.ndarray], rows: np.ndarray, by: Sequence[str]
 ) -> tuple[np.ndarray, list[tuple[str, ...]]]:
-    """Each row's report segment (a code) and the segments' values, in order of appearance."""
+    """Each row's report segment (a code) and the segments' values, in sorted order."""
     if not by:
         return np.zeros(rows.size, dtype=np.intp), [()]
-    if len(by) == 1:
-        codes, values = pd.factorize(groups[by[0]][rows].astype(str))
-        return np.asarray(codes, dtype=np.intp), [(str(v),) for v in values]
-    labels = pd.MultiIndex.from_arrays([groups[c][rows].astype(str) for c in by])
-    codes, values = pd.factorize(labels)
-    return np.asarray(codes, dtype=np.intp), [tuple(str(p) for p in v) for v in values]
+    labels = [groups[c][rows].astype(str) for c in by]
+    combined = np.zeros(rows.size, dtype=np.intp)
+    for column in labels:
+        codes, values = _factorize(column)
+        # re-coded after each column, so the codes stay below the row count
+        combined = _factorize(combined * len(values) + codes)[0]
+    _, first = np.unique(combined, return_index=True)
+    return combined, [tuple(str(column[i]) for column in labels) for i in first]
+
+
+def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes into the sorted distinct values, and those values (numpy's unique)."""
+    uniques, codes = np.unique(values, return_inverse=True)
+    return codes.reshape(-1).astype(np.intp, copy=False), uniques
 
 
 _T = TypeVar("_T", clv.HistoryValues, clv.SpendCoefficients)
 
 
-def _take(pieces: _T, rows: np.ndarray) -> _T:
-    """The rows (indices or mask) of every array field of a valuation-pieces dataclass."""
+def _take(pieces: _T, rows: np.ndarray | slice) -> _T:
+    """The rows (indices, mask or slice) of every array field of a valuation-pieces dataclass."""
     return type(pieces)(*(getattr(pieces, f)[rows] for f in pieces.__dataclass_fields__))
 
 

@@ -175,9 +175,23 @@ class Engine:
         if _reads_parquet(self.backend):
             self.to_parquet(expr, path)
             return self.table(Path(path))
-        stored = self.backend.create_table(ibis.util.gen_name("cltv_persist"), expr, temp=True)
+        stored = self.cache(expr)
         self.to_parquet(stored, path)
         return stored
+
+    def cache(self, expr: ir.Table) -> ir.Table:
+        """Compute ``expr`` once and keep the result in the engine for this session.
+
+        DuckDB and PostgreSQL hold it in a temporary table (DuckDB spills it to its temp
+        directory beyond the memory limit), Spark in its cache. Cheaper than :meth:`persist`
+        when no file is wanted: DuckDB skips encoding and decoding Parquet.
+        """
+        if self.name == "pyspark":
+            return expr.cache()
+        # Not Ibis' ``cache()`` here: its finalizer drops the table at interpreter exit, after
+        # the connection is closed, and fails there.
+        with _third_party_deprecations():
+            return self.backend.create_table(ibis.util.gen_name("cltv_cache"), expr, temp=True)
 
     def to_pyarrow(self, expr: ir.Table, *, max_rows: int = DEFAULT_MAX_ROWS) -> pa.Table:
         """Collect a *small* result; raises PayloadTooLarge beyond ``max_rows`` rows."""

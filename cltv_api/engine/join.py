@@ -8,20 +8,25 @@ means, quantiles) are engine expressions too.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 import ibis
 import ibis.expr.types as ir
-import pandas as pd
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from numpy.typing import ArrayLike
 
 from cltv_api.errors import FieldError, InvalidInput
 
 from .compress import HISTORY_KEY
 
-Predictions: TypeAlias = pa.Table | pd.DataFrame | Mapping[str, ArrayLike]
+if TYPE_CHECKING:
+    import pandas as pd
+
+Predictions: TypeAlias = "pa.Table | pd.DataFrame | Mapping[str, ArrayLike]"
 DEFAULT_QUANTILES = (0.1, 0.5, 0.9)
 
 
@@ -92,7 +97,9 @@ def _quantile_label(q: float) -> str:
 def _as_arrow(predictions: Predictions) -> pa.Table:
     if isinstance(predictions, pa.Table):
         return predictions
-    if isinstance(predictions, pd.DataFrame):
+    # A DataFrame can only exist once pandas is imported; this module does not import it.
+    pandas = sys.modules.get("pandas")
+    if pandas is not None and isinstance(predictions, pandas.DataFrame):
         return pa.Table.from_pandas(predictions, preserve_index=False)
     return pa.table({name: pa.array(values) for name, values in predictions.items()})
 
@@ -113,13 +120,38 @@ def _check_prediction_table(summary: ir.Table, small: pa.Table, key: list[str]) 
             + (f"; already in the summary: {', '.join(clashes)}" if clashes else ""),
             errors=[FieldError(c, "column already exists in the summary") for c in clashes],
         )
-    # pandas hashes the key columns; Arrow's grouping was orders of magnitude slower here.
-    duplicates = int(small.select(key).to_pandas().duplicated().sum())
+    duplicates = small.num_rows - distinct_rows(small, key)
     if duplicates:
         raise InvalidInput(
             f"predictions have {duplicates} duplicate key row(s) on {key}",
             errors=[FieldError(",".join(key), "must be unique in the predictions")],
         )
+
+
+def distinct_rows(table: pa.Table, columns: Sequence[str]) -> int:
+    """Number of distinct rows of ``table`` over ``columns`` (nulls equal each other).
+
+    Each column becomes integer codes (numpy's sort-based unique for numbers without nulls,
+    Arrow's dictionary encoding for strings and nulls), combined column by column and
+    re-coded at each step so they stay below the row count. Arrow's multi-column
+    ``group_by`` is not used: its hashing took 20 s on 200k rows of integer-valued floats.
+    """
+    combined = np.zeros(table.num_rows, dtype=np.int64)
+    for name in columns:
+        codes, n_values = _codes(table[name])
+        combined = np.unique(combined * n_values + codes, return_inverse=True)[1].reshape(-1)
+    return int(combined.max()) + 1 if combined.size else 0
+
+
+def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, int]:
+    """Integer codes of a column's values (equal values, and all nulls, share a code)."""
+    numeric = pa.types.is_floating(column.type) or pa.types.is_integer(column.type)
+    if numeric and column.null_count == 0:
+        uniques, codes = np.unique(column.to_numpy(), return_inverse=True)
+        return codes.reshape(-1).astype(np.int64), len(uniques)
+    encoded = pc.dictionary_encode(column, null_encoding="encode").combine_chunks()
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    return codes, len(encoded.dictionary)
 
 
 def _require(table: ir.Table, columns: Sequence[str]) -> None:

@@ -35,7 +35,6 @@ from enum import StrEnum
 
 import ibis
 import ibis.expr.types as ir
-import pandas as pd
 
 from cltv_api.errors import FieldError, InvalidInput
 
@@ -90,37 +89,59 @@ def period_expr(date: ir.TimestampValue | ir.DateValue, unit: TimeUnit) -> ir.In
     return ((days + _WEEK_SHIFT) / 7).floor().cast("int64")
 
 
-def period_ordinal(when: dt.datetime | dt.date | pd.Timestamp | str, unit: TimeUnit) -> int:
+def period_ordinal(when: dt.datetime | dt.date | str, unit: TimeUnit) -> int:
     """Python twin of :func:`period_expr` for one literal timestamp."""
     ts = to_timestamp(when)
     if unit is TimeUnit.MONTHS:
-        return int(ts.year) * 12 + int(ts.month) - 1
-    days = int((ts.date() - _EPOCH).days)
+        return ts.year * 12 + ts.month - 1
+    days = (ts.date() - _EPOCH).days
     if unit is TimeUnit.DAYS:
         return days
     return math.floor((days + _WEEK_SHIFT) / 7)
 
 
-def to_timestamp(when: dt.datetime | dt.date | pd.Timestamp | str) -> pd.Timestamp:
-    """Parse a date/time argument into a naive pandas Timestamp (InvalidInput when unparseable).
+def to_timestamp(when: dt.datetime | dt.date | str) -> dt.datetime:
+    """Parse a date/time argument into a naive datetime (InvalidInput when unparseable).
 
-    A timezone-aware value is converted to UTC and made naive, matching how the engine reads
-    naive timestamps as UTC wall-clock time.
+    Strings are ISO 8601 (``2024-03-31``, ``2024-03-31T18:00:00+03:00``); other spellings that
+    pandas reads (``31 March 2024``) are accepted too. A pandas Timestamp is a datetime and is
+    taken as it is (to the microsecond). A timezone-aware value is converted to UTC and made
+    naive, matching how the engine reads naive timestamps as UTC wall-clock time.
     """
-    try:
-        ts = pd.Timestamp(when)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"cannot read {when!r} as a date: {exc}") from exc
-    if ts is pd.NaT:
-        raise InvalidInput(f"cannot read {when!r} as a date")
+    if isinstance(when, dt.datetime):
+        ts = when
+    elif isinstance(when, dt.date):
+        ts = dt.datetime(when.year, when.month, when.day)
+    elif isinstance(when, str):
+        ts = _parse_datetime(when)
+    else:
+        raise InvalidInput(f"cannot read {when!r} as a date: expected a date, datetime or string")
     if ts.tzinfo is not None:
-        ts = ts.tz_convert("UTC").tz_localize(None)
+        ts = ts.astimezone(dt.UTC).replace(tzinfo=None)
     return ts
 
 
-def timestamp_literal(when: pd.Timestamp) -> ir.TimestampScalar:
+def _parse_datetime(text: str) -> dt.datetime:
+    """ISO 8601 with the standard library; pandas (imported only then) for other spellings."""
+    try:
+        return dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        pass
+    import pandas as pd  # noqa: PLC0415
+
+    try:
+        ts = pd.Timestamp(text)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"cannot read {text!r} as a date: {exc}") from exc
+    if ts is pd.NaT:
+        raise InvalidInput(f"cannot read {text!r} as a date")
+    result: dt.datetime = ts.to_pydatetime()
+    return result
+
+
+def timestamp_literal(when: dt.datetime) -> ir.TimestampScalar:
     """An Ibis timestamp literal (microsecond precision) for comparisons with the date column."""
-    return ibis.literal(when.to_pydatetime(), type="timestamp")
+    return ibis.literal(when, type="timestamp")
 
 
 def _as_date(date: ir.TimestampValue | ir.DateValue) -> ir.DateValue:

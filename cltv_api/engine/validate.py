@@ -8,11 +8,11 @@ empty input are found with one aggregate query (a single pass, a handful of scal
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import ibis.expr.types as ir
-import pandas as pd
 
 from cltv_api.errors import FieldError, InvalidInput
 
@@ -89,16 +89,16 @@ class TableStats:
     """What one aggregate pass over the transactions tells us (dates are naive timestamps)."""
 
     n_rows: int
-    first_date: pd.Timestamp | None
-    last_date: pd.Timestamp | None
+    first_date: dt.datetime | None
+    last_date: dt.datetime | None
     n_holdout: int | None
 
 
 def scan_transactions(
     tx: ir.Table,
     *,
-    calibration_end: pd.Timestamp | None = None,
-    observation_end: pd.Timestamp | None = None,
+    calibration_end: dt.datetime | None = None,
+    observation_end: dt.datetime | None = None,
 ) -> TableStats:
     """One aggregate query: row count, date range, bad values and the holdout row count.
 
@@ -156,8 +156,11 @@ def _raise_on_bad_values(row: dict[str, object]) -> None:
         raise InvalidInput(f"transactions have bad values: {detail}", errors=errors)
 
 
-def _naive(value: object) -> pd.Timestamp | None:
+def _naive(value: object) -> dt.datetime | None:
     if value is None:
         return None
-    ts = pd.Timestamp(value)
-    return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        value = dt.datetime(value.year, value.month, value.day)
+    if not isinstance(value, dt.datetime):
+        raise TypeError(f"expected a datetime from the engine, got {type(value).__name__}")
+    return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo is not None else value

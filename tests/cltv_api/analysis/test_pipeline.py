@@ -95,6 +95,20 @@ def test_segment_totals_add_up_to_customers(summary, pooled: FittedModels) -> No
     assert sum(r.share_of_value for r in rows[:-1]) == pytest.approx(1.0)
 
 
+def test_two_column_segments_are_every_combination_present(summary, pooled: FittedModels) -> None:  # type: ignore[no-untyped-def]
+    val = Valuation(horizon=12, margin=0.4)
+    rows = segment_table(summary, pooled, val, by=["channel", "region"])
+    scored = score_customers(summary, pooled, val).to_pandas()
+    groups = scored.groupby(["channel", "region"])
+    assert [tuple(r.segment.values()) for r in rows[:-1]] == sorted(groups.groups)
+    for row in rows[:-1]:
+        group = groups.get_group((row.segment["channel"], row.segment["region"]))
+        assert row.customers == len(group)
+        assert row.clv_total == pytest.approx(group["clv"].sum(), rel=1e-9)
+        assert row.clv_median == pytest.approx(group["clv"].median(), rel=1e-9)
+    assert rows[-1].customers == len(scored)
+
+
 def test_overall_interval_does_not_depend_on_how_customers_are_grouped(
     summary, pooled: FittedModels
 ) -> None:  # type: ignore[no-untyped-def]

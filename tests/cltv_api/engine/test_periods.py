@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from cltv_api.engine import TimeUnit, parse_time_unit
-from cltv_api.engine.periods import period_expr, period_ordinal
+from cltv_api.engine.periods import period_expr, period_ordinal, to_timestamp
 from cltv_api.errors import InvalidInput
 
 from ._data import in_memory
@@ -75,3 +77,32 @@ def test_unknown_time_unit_names_the_field() -> None:
     with pytest.raises(InvalidInput) as info:
         parse_time_unit("fortnights")
     assert info.value.errors[0].field == "time_unit"
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("2024-03-31", dt.datetime(2024, 3, 31)),
+        ("2024-03-31 18:05", dt.datetime(2024, 3, 31, 18, 5)),
+        ("2024-03-31T18:00:00+03:00", dt.datetime(2024, 3, 31, 15, 0)),
+        ("2024-03-31T00:30:00Z", dt.datetime(2024, 3, 31, 0, 30)),
+        ("31 March 2024", dt.datetime(2024, 3, 31)),  # not ISO: read by pandas
+        (dt.date(2024, 3, 31), dt.datetime(2024, 3, 31)),
+        (
+            dt.datetime(2024, 3, 31, 23, 0, tzinfo=dt.timezone(dt.timedelta(hours=-5))),
+            dt.datetime(2024, 4, 1, 4, 0),
+        ),
+        (pd.Timestamp("2024-03-31 12:00", tz="Europe/Moscow"), dt.datetime(2024, 3, 31, 9, 0)),
+    ],
+)
+def test_to_timestamp_reads_iso_strings_dates_and_aware_values_as_naive_utc(
+    given: object, expected: dt.datetime
+) -> None:
+    out = to_timestamp(given)  # type: ignore[arg-type]
+    assert out == expected and out.tzinfo is None
+
+
+@pytest.mark.parametrize("bad", ["not a date", "2024-13-45", ""])
+def test_to_timestamp_names_what_it_cannot_read(bad: str) -> None:
+    with pytest.raises(InvalidInput, match="cannot read"):
+        to_timestamp(bad)

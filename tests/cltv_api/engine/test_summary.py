@@ -89,6 +89,41 @@ def test_segment_is_first_transactions_value_with_ties_to_smallest() -> None:
     assert out["region"].to_dict() == {"a": "east", "b": "south", "c": "south", "d": "west"}
 
 
+def test_first_values_ordered_and_joined_agree_on_ties_and_nulls() -> None:
+    """DuckDB's ordered FIRST and the portable join give the same segment values.
+
+    e: a null and 'b' share the first timestamp -> 'b'; f: only a null there (a later 'a'
+    does not count) -> null; g: nulls only -> null; h: three-way tie -> the smallest.
+    """
+    from cltv_api.engine.summary import _first_values_joined, _first_values_ordered
+    from cltv_api.engine.validate import prepare_transactions
+
+    rows = [
+        ("e", "2021-01-01 10:00", None),
+        ("e", "2021-01-01 10:00", "b"),
+        ("e", "2021-01-02 10:00", "a"),
+        ("f", "2021-01-01 10:00", None),
+        ("f", "2021-01-03 10:00", "a"),
+        ("g", "2021-01-01 10:00", None),
+        ("g", "2021-01-01 10:00", None),
+        ("h", "2021-01-05 10:00", "z"),
+        ("h", "2021-01-05 10:00", "m"),
+        ("h", "2021-01-05 10:00", "x"),
+        ("h", "2021-01-04 23:59", "y"),
+    ]
+    df = pd.DataFrame(rows, columns=["customer_id", "date", "region"])
+    df = df.assign(date=pd.to_datetime(df["date"]), amount=1.0, channel=df["region"])
+    tx = prepare_transactions(in_memory(df), ["region", "channel"])
+
+    def values(expr: ir.Table) -> dict[str, tuple[str | None, ...]]:
+        rows = expr.to_pyarrow().to_pylist()
+        return {r["customer_id"]: (r["region"], r["channel"]) for r in rows}
+
+    expected = {"e": ("b", "b"), "f": (None, None), "g": (None, None), "h": ("y", "y")}
+    assert values(_first_values_ordered(tx, ["region", "channel"])) == expected
+    assert values(_first_values_joined(tx, ["region", "channel"])) == expected
+
+
 @pytest.mark.parametrize("freq", ["D", "W"])
 @pytest.mark.parametrize("observation_end", [None, "2023-01-04 15:30", "2022-09-30"])
 def test_summary_equals_lifetimes(
