@@ -37,7 +37,7 @@ from cltv_api.analysis import (
     segment_table,
 )
 from cltv_api.analysis.scoring import SegmentRow
-from cltv_api.engine import Engine, summarize
+from cltv_api.engine import Engine, summarize, summarize_parts
 from cltv_api.errors import CLTVError, InvalidInput
 from models import ModelFitError
 
@@ -252,11 +252,12 @@ def _segments(args: argparse.Namespace) -> list[str]:
     return list(dict.fromkeys([*args.segment_col, *getattr(args, "segment_by", [])]))
 
 
-def _summary(args: argparse.Namespace, engine: Engine, tx: ir.Table, workdir: Path) -> ir.Table:
-    expr = summarize(
+def _summary(args: argparse.Namespace, engine: Engine, tx: ir.Table) -> ir.Table:
+    """The summary computed once into an engine temp table, customer partition by partition."""
+    parts = summarize_parts(
         tx, args.time_unit, observation_end=args.observation_end, segment_cols=_segments(args)
     )
-    return engine.cache(expr)
+    return engine.store(parts)
 
 
 def _fit(args: argparse.Namespace, tx: ir.Table, summary: ir.Table) -> FittedModels:
@@ -317,7 +318,7 @@ def cmd_fit(args: argparse.Namespace, out: TextIO, workdir: Path) -> None:
         with progress.stage("read"):
             tx = _transactions(args, engine, workdir)
         with progress.stage("summarise"):
-            summary = _summary(args, engine, tx, workdir)
+            summary = _summary(args, engine, tx)
         with progress.stage("fit"):
             fitted = _fit(args, tx, summary)
     progress.close()
@@ -335,7 +336,7 @@ def cmd_segments(args: argparse.Namespace, out: TextIO, workdir: Path) -> None:
         with progress.stage("read"):
             tx = _transactions(args, engine, workdir)
         with progress.stage("summarise"):
-            summary = _summary(args, engine, tx, workdir)
+            summary = _summary(args, engine, tx)
         with progress.stage("fit"):
             fitted = _fit(args, tx, summary)
         with progress.stage("value"):
@@ -356,7 +357,7 @@ def cmd_score(args: argparse.Namespace, out: TextIO, workdir: Path) -> None:
         with progress.stage("read"):
             tx = _transactions(args, engine, workdir)
         with progress.stage("summarise"):
-            summary = _summary(args, engine, tx, workdir)
+            summary = _summary(args, engine, tx)
         with progress.stage("fit"):
             if args.fit is not None:
                 fitted = FittedModels.from_dict(json.loads(args.fit.read_text(encoding="utf-8")))

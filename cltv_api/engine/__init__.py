@@ -5,6 +5,8 @@ Typical flow (no step pulls all transactions or all customers into Python)::
     engine = Engine.duckdb(memory_limit="4GB", temp_dir="/tmp/cltv-spill")
     tx = engine.table("transactions.parquet")
     summary = engine.persist(summarize(tx, "weeks", segment_cols=["region"]), "summary.parquet")
+    # or, computed in customer partitions (bounded memory) into a temp table and a file:
+    summary = engine.store(summarize_parts(tx, "weeks"), path="summary.parquet")
     hist = histories(summary)                       # unique (x, t_x, T) with counts: numpy
     p_alive = model.conditional_probability_alive(hist["frequency"], hist["recency"], hist["T"])
     scored = attach(summary, hist.with_predictions(p_alive=p_alive))
@@ -27,7 +29,7 @@ from .compress import (
 )
 from .join import attach, segment_aggregates
 from .periods import TimeUnit, parse_time_unit
-from .summary import CALIBRATION_COLUMNS, SUMMARY_COLUMNS, summarize
+from .summary import CALIBRATION_COLUMNS, SUMMARY_COLUMNS, summarize, summarize_parts
 
 __all__ = [
     "CALIBRATION_COLUMNS",
@@ -46,4 +48,5 @@ __all__ = [
     "segment_aggregates",
     "spend_histories",
     "summarize",
+    "summarize_parts",
 ]

@@ -48,7 +48,7 @@ from cltv_api.analysis import (
 )
 from cltv_api.analysis.fitting import SegmentFit
 from cltv_api.analysis.scoring import BLANK_SEGMENT, SegmentRow
-from cltv_api.engine import Engine, summarize
+from cltv_api.engine import Engine, summarize, summarize_parts
 from cltv_api.errors import CLTVError, Conflict, FieldError, InvalidInput, NotFound
 from cltv_api.exports.csv_safe import neutralise_arrow, write_csv
 from cltv_api.metrics import record_fit
@@ -244,8 +244,8 @@ def compute_fit(
         with dataset_service.open_engine(settings) as engine:
             tx = engine.table(source.path)
             observation_end = _end_of_day(body.observation_end) if body.observation_end else None
-            summary = engine.persist(
-                summarize(
+            summary = engine.store(
+                summarize_parts(
                     tx,
                     body.time_unit,
                     observation_end=observation_end,

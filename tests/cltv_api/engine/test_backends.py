@@ -10,7 +10,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from cltv_api.engine import Engine, summarize
+from cltv_api.engine import Engine, summarize, summarize_parts
+from cltv_api.engine import summary as summary_module
 from cltv_api.engine.backends import mask_password, write_batches
 from cltv_api.errors import InvalidInput, NotFound, PayloadTooLarge
 
@@ -78,6 +79,47 @@ def test_persist_round_trips_through_parquet(tmp_path: Path, engine: Engine, tx:
     summary = summarize(tx, "D", segment_cols=["channel"])
     stored = engine.persist(summary, tmp_path / "summary.parquet")
     pd.testing.assert_frame_equal(frame(stored), frame(summary))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"segment_cols": ["channel", "region"]},
+        {"calibration_end": "2022-10-05", "observation_end": "2023-03-01 10:00"},
+    ],
+)
+def test_summary_stored_in_customer_parts_equals_the_whole_summary(
+    tmp_path: Path, engine: Engine, tx: ir.Table, options: dict[str, object]
+) -> None:
+    whole = frame(summarize(tx, "W", **options))  # type: ignore[arg-type]
+    parts = summarize_parts(tx, "W", parts=3, **options)  # type: ignore[arg-type]
+    sizes = [int(p.count().execute()) for p in parts]
+    assert len(parts) == 3 and min(sizes) > 0 and sum(sizes) == len(whole)
+    stored = engine.store(parts, tmp_path / "summary.parquet")
+    pd.testing.assert_frame_equal(frame(stored), whole)
+    pd.testing.assert_frame_equal(frame(engine.table(tmp_path / "summary.parquet")), whole)
+
+
+def test_auto_parts_follow_the_row_count_on_duckdb(
+    monkeypatch: pytest.MonkeyPatch, tx: ir.Table, transactions: pd.DataFrame
+) -> None:
+    assert len(summarize_parts(tx, "D")) == 1  # a few thousand rows: one part
+    monkeypatch.setattr(summary_module, "PART_ROWS", len(transactions) // 4)
+    assert len(summarize_parts(tx, "D")) == 4 + (len(transactions) % 4 > 0)
+    monkeypatch.setattr(summary_module, "PART_ROWS", 1)
+    assert len(summarize_parts(tx, "D")) == summary_module.MAX_PARTS
+    with pytest.raises(ValueError, match="at least 1"):
+        summarize_parts(tx, "D", parts=0)
+
+
+def test_release_memory_keeps_the_memory_limit(engine: Engine, tx: ir.Table) -> None:
+    def limit() -> str:
+        return str(engine.backend.raw_sql("SELECT current_setting('memory_limit')").fetchall())
+
+    before = limit()
+    cached = engine.cache(summarize(tx, "D"))
+    assert limit() == before
+    assert cached.count().execute() == 300
 
 
 class SmallBatches:

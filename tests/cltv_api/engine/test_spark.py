@@ -23,6 +23,7 @@ from cltv_api.engine import (
     histories,
     segment_aggregates,
     summarize,
+    summarize_parts,
 )
 
 pytestmark = [
@@ -91,6 +92,15 @@ def test_spark_join_back_and_segment_aggregates_equal_duckdb(
         np.testing.assert_array_equal(spark_hist[name], duck_hist[name])
     np.testing.assert_array_equal(spark_hist.counts, duck_hist.counts)
     pd.testing.assert_frame_equal(spark_agg, duck_agg, check_exact=False, rtol=1e-12)
+
+
+def test_spark_stores_summary_parts_like_duckdb(
+    spark: Engine, spark_tx: ir.Table, tx: ir.Table
+) -> None:
+    # Spark's hash differs from DuckDB's: the parts differ, their union does not.
+    assert len(summarize_parts(spark_tx, "W")) == 1  # "auto" does not partition on Spark
+    stored = spark.store(summarize_parts(spark_tx, "W", segment_cols=["region"], parts=2))
+    assert_same(frame(stored), frame(summarize(tx, "W", segment_cols=["region"])))
 
 
 def test_spark_writes_a_parquet_directory_both_engines_read(
