@@ -447,13 +447,23 @@ def _models(fit: SegmentFit) -> tuple[clv.PurchaseModel, clv.SpendModel | None]:
 
 
 def _medians(scored: ir.Table, by: Sequence[str]) -> dict[tuple[str, ...], float]:
-    out: dict[tuple[str, ...], float] = {}
-    overall = scored.aggregate(med=scored.clv.quantile(0.5)).to_pyarrow()
-    out[()] = float(overall["med"][0].as_py() or 0.0)
+    """Median CLTV per segment and over everyone (key ``()``), in one engine query.
+
+    The per-segment medians and the overall one are a union of two aggregates over the same
+    join, so the engine joins the customers to their predictions once (DuckDB materialises the
+    shared part).
+    """
+    overall = scored.aggregate(_all=ibis.literal(True), med=scored.clv.quantile(0.5))
     if by:
-        per = scored.group_by(list(by)).aggregate(med=scored.clv.quantile(0.5)).to_pyarrow()
-        for i in range(per.num_rows):
-            out[tuple(str(per[c][i].as_py()) for c in by)] = float(per["med"][i].as_py() or 0.0)
+        per = scored.group_by(list(by)).aggregate(
+            _all=ibis.literal(False), med=scored.clv.quantile(0.5)
+        )
+        overall = overall.mutate(**{c: ibis.null(scored[c].type()) for c in by})
+        overall = per.union(overall.select(*by, "_all", "med"))
+    out: dict[tuple[str, ...], float] = {}
+    for row in overall.to_pyarrow().to_pylist():
+        label = () if row["_all"] else tuple(str(row[c]) for c in by)
+        out[label] = float(row["med"] or 0.0)
     return out
 
 

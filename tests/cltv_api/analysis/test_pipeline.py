@@ -92,6 +92,7 @@ def test_segment_totals_add_up_to_customers(summary, pooled: FittedModels) -> No
     overall = rows[-1]
     assert overall.segment == {}
     assert overall.customers == len(scored)
+    assert overall.clv_median == pytest.approx(scored["clv"].median(), rel=1e-9)
     assert sum(r.share_of_value for r in rows[:-1]) == pytest.approx(1.0)
 
 
