@@ -351,9 +351,11 @@ def sources_used(inp: ComplaintInput) -> list[Source]:
             Source(
                 figure="customer value",
                 value=f"{inp.value_years} years of revenue, discounted",
-                citation="three-year rule of thumb, CustomerThink 'Using Lifetime Value of a "
-                "Customer in a CX Business Case: 4 Steps to Make the CFO Your Friend!'",
-                verified=inp.value_years == DEFAULT_VALUE_YEARS,
+                citation="Goodman's conservative rule of thumb (about three years of revenue, "
+                "discounted), as summarised in CustomerThink 'Using Lifetime Value of a "
+                "Customer in a CX Business Case: 4 Steps to Make the CFO Your Friend!'; "
+                "not verified against the original",
+                verified=False,
             )
         )
     if inp.wom_loss_per_person_told == 0 and inp.wom_gain_per_person_told == 0:

@@ -130,6 +130,9 @@ def test_defaults_carry_their_sources_and_flags() -> None:
     )
     figures = {s.figure: s for s in res.sources}
     assert not figures["share of customers with a problem who complain"].verified
+    # a secondary source's rule of thumb: never presented as checked against an original
+    assert not figures["customer value"].verified
+    assert "not verified" in figures["customer value"].citation
     assert (
         "TARP" in figures["repurchase intentions, problems with potential loss under $5"].citation
     )
