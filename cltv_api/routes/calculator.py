@@ -217,13 +217,10 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "frame-ancestors 'none'",
     ]
 )
-SECURITY_HEADERS = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-}
-PAGE_HEADERS = {**SECURITY_HEADERS, "Cache-Control": "no-cache"}
+# The strict policy of the page; the security middleware adds the rest (nosniff, no referrer,
+# X-Frame-Options on HTML) and keeps a policy a response already has.
+PAGE_POLICY = {"Content-Security-Policy": CONTENT_SECURITY_POLICY}
+PAGE_HEADERS = {**PAGE_POLICY, "Cache-Control": "no-cache"}
 
 page_router = APIRouter(include_in_schema=False)
 
@@ -237,12 +234,12 @@ def index() -> FileResponse:
 
 
 class StaticAssets(StaticFiles):
-    """Static files with the page's security headers: not sniffed into another type, and
-    ``/static/index.html`` as locked down as ``/``."""
+    """Static files under the page's content security policy, so ``/static/index.html`` is as
+    locked down as ``/`` (the middleware adds the other security headers)."""
 
     async def get_response(self, path: str, scope: Scope) -> Response:
         response = await super().get_response(path, scope)
-        response.headers.update(SECURITY_HEADERS)
+        response.headers.update(PAGE_POLICY)
         return response
 
 

@@ -49,7 +49,7 @@ pull_router = APIRouter(
 
 TEXT_MEDIA_TYPE = "text/plain; charset=utf-8"
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
-NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+NO_STORE = {"Cache-Control": "no-store"}  # the middleware adds Referrer-Policy: no-referrer
 Token = Annotated[str, Path(max_length=100, description="The share token `cltv_share_...`.")]
 SepQuery = Annotated[str, Query(max_length=1, description="CSV separator: `,`, `;` or a tab.")]
 DecimalQuery = Annotated[
