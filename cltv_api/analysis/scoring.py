@@ -18,6 +18,7 @@ import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from scipy import special
 
 from cltv_api.engine import HISTORY_KEY, attach
@@ -201,10 +202,13 @@ def _distinct_rows(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Returns each row's position among the distinct rows, and one row index per distinct row.
     Sorting by (x, T, t_x) keeps the histories that share (x, T) together, which is what the
-    chunked valuation of :func:`models.clv.history_values` evaluates once per chunk.
+    chunked valuation of :func:`models.clv.history_values` evaluates once per chunk. Whole
+    period counts (the engine's summaries) are packed into one integer key and sorted once;
+    other values fall back to a lexicographic sort of the columns.
     """
     n = columns[0].shape[0]
-    order = np.lexsort(columns[::-1])
+    key = _packed_key(columns)
+    order = np.argsort(key, kind="stable") if key is not None else np.lexsort(columns[::-1])
     new = np.zeros(n, dtype=bool)
     new[:1] = True
     for col in columns:
@@ -214,6 +218,25 @@ def _distinct_rows(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     codes = np.empty(n, dtype=np.intp)
     codes[order] = group
     return codes, order[new]
+
+
+def _packed_key(columns: Sequence[np.ndarray]) -> np.ndarray | None:
+    """One int64 per row ordering like the columns (first column first), if they are whole
+    numbers >= 0 whose ranges multiply below 2**62; else None."""
+    if columns[0].size == 0:
+        return None
+    key = np.zeros(columns[0].shape[0], dtype=np.int64)
+    capacity = 1.0
+    for col in columns:
+        low, high = float(col.min()), float(col.max())
+        if not (low >= 0 and high < 2.0**53) or not np.array_equal(col, np.floor(col)):
+            return None  # negative, fractional, infinite or NaN values
+        size = int(high) + 1
+        capacity *= size
+        if capacity >= 2.0**62:
+            return None
+        key = key * size + col.astype(np.int64)
+    return key
 
 
 def fit_pieces(
@@ -414,17 +437,26 @@ def _group_totals(
 def _segment_codes(
     groups: dict[str, np.ndarray], rows: np.ndarray, by: Sequence[str]
 ) -> tuple[np.ndarray, list[tuple[str, ...]]]:
-    """Each row's report segment (a code) and the segments' values, in sorted order."""
+    """Each row's report segment (a code) and the segments' values, in order of appearance."""
     if not by:
         return np.zeros(rows.size, dtype=np.intp), [()]
-    labels = [groups[c][rows].astype(str) for c in by]
+    labels = [_label_codes(groups[c][rows]) for c in by]
     combined = np.zeros(rows.size, dtype=np.intp)
-    for column in labels:
-        codes, values = _factorize(column)
+    for codes, values in labels:
         # re-coded after each column, so the codes stay below the row count
         combined = _factorize(combined * len(values) + codes)[0]
     _, first = np.unique(combined, return_index=True)
-    return combined, [tuple(str(column[i]) for column in labels) for i in first]
+    return combined, [tuple(str(values[codes[i]]) for codes, values in labels) for i in first]
+
+
+def _label_codes(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Codes of segment labels (strings) by Arrow's hash encoding, and the distinct labels.
+
+    Hashing: sorting 300k Python strings (numpy's unique on an object array) took 0.1 s.
+    """
+    encoded = pc.dictionary_encode(pa.array(values, type=pa.string()))
+    codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.intp)
+    return codes, [str(v) for v in encoded.dictionary.to_pylist()]
 
 
 def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -201,3 +201,22 @@ def test_bgbb_counts_one_opportunity_per_period(
     with pytest.raises(InvalidInput) as info:
         segment_table(monthly, fitted, Valuation(horizon=52, horizon_unit="weeks"))
     assert info.value.errors[0].field == "horizon_unit"
+
+
+@pytest.mark.parametrize(
+    "columns",
+    [
+        # whole numbers: the packed-key path
+        [np.array([3.0, 1.0, 3.0, 0.0, 1.0]), np.array([2.0, 5.0, 2.0, 7.0, 4.0])],
+        # fractional and infinite values: the lexicographic fallback
+        [np.array([3.5, 1.0, 3.5, 0.0, 1.0]), np.array([2.0, 5.0, 2.0, np.inf, 4.0])],
+    ],
+)
+def test_distinct_rows_are_sorted_and_map_back(columns: list[np.ndarray]) -> None:
+    from cltv_api.analysis.scoring import _distinct_rows
+
+    codes, first = _distinct_rows(*columns)
+    distinct = list(zip(*(c[first] for c in columns), strict=True))
+    assert distinct == sorted(set(zip(*columns, strict=True)))
+    for i, code in enumerate(codes):
+        assert distinct[code] == tuple(c[i] for c in columns)
