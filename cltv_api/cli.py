@@ -260,7 +260,8 @@ def _summary(args: argparse.Namespace, engine: Engine, tx: ir.Table) -> ir.Table
     return engine.store(parts)
 
 
-def _fit(args: argparse.Namespace, tx: ir.Table, summary: ir.Table) -> FittedModels:
+def _fit(args: argparse.Namespace, engine: Engine, tx: ir.Table, summary: ir.Table) -> FittedModels:
+    """Fit the models; DuckDB's buffers freed by the fit's queries go back before valuing."""
     request = FitRequest(
         purchase_model=args.model,
         spend_model=args.spend_model,
@@ -277,7 +278,9 @@ def _fit(args: argparse.Namespace, tx: ir.Table, summary: ir.Table) -> FittedMod
             observation_end=args.observation_end,
             segment_cols=list(args.segment_by),
         )
-    return fit_models(summary, request, calibration=calibration)
+    fitted = fit_models(summary, request, calibration=calibration)
+    engine.release_memory()
+    return fitted
 
 
 def _valuation(args: argparse.Namespace) -> Valuation:
@@ -320,7 +323,7 @@ def cmd_fit(args: argparse.Namespace, out: TextIO, workdir: Path) -> None:
         with progress.stage("summarise"):
             summary = _summary(args, engine, tx)
         with progress.stage("fit"):
-            fitted = _fit(args, tx, summary)
+            fitted = _fit(args, engine, tx, summary)
     progress.close()
     if args.format == "json":
         text = json.dumps(fitted.to_dict(), indent=2, allow_nan=False, default=_json_default)
@@ -338,7 +341,7 @@ def cmd_segments(args: argparse.Namespace, out: TextIO, workdir: Path) -> None:
         with progress.stage("summarise"):
             summary = _summary(args, engine, tx)
         with progress.stage("fit"):
-            fitted = _fit(args, tx, summary)
+            fitted = _fit(args, engine, tx, summary)
         with progress.stage("value"):
             rows = segment_table(summary, fitted, valuation, by=args.segment_by)
     progress.close()
@@ -362,7 +365,7 @@ def cmd_score(args: argparse.Namespace, out: TextIO, workdir: Path) -> None:
             if args.fit is not None:
                 fitted = FittedModels.from_dict(json.loads(args.fit.read_text(encoding="utf-8")))
             else:
-                fitted = _fit(args, tx, summary)
+                fitted = _fit(args, engine, tx, summary)
         with progress.stage("score"):
             _write_table(engine, score_customers(summary, fitted, valuation), args.out)
     progress.close()

@@ -39,8 +39,10 @@ DEFAULT_MAX_ROWS = 1_000_000
 class Engine:
     """An Ibis backend connection plus the reading and writing the summary engine needs."""
 
-    def __init__(self, backend: ibis.BaseBackend) -> None:
+    def __init__(self, backend: ibis.BaseBackend, *, memory_limit: str | None = None) -> None:
         self.backend = backend
+        # DuckDB's memory limit as set (e.g. "1GB"), re-applied by release_memory
+        self._memory_limit = memory_limit
 
     @property
     def name(self) -> str:
@@ -80,7 +82,7 @@ class Engine:
             # A session setting, not a config key; DuckDB refuses it inside Jupyter without
             # ipywidgets, where there is no terminal bar to silence anyway.
             backend.raw_sql("SET enable_progress_bar = false")
-        return cls(backend)
+        return cls(backend, memory_limit=memory_limit)
 
     @classmethod
     def spark(
@@ -221,14 +223,14 @@ class Engine:
 
         After a large aggregation DuckDB keeps its freed buffers (about 200 MB on 1M
         customers); its allocator's background threads return them within a second or two,
-        while the next steps are already running. Setting the memory limit (to its current
-        value) makes DuckDB 2.0's buffer manager flush them at once. Other engines: nothing.
+        while the next steps are already running. Setting the memory limit makes DuckDB 2.0's
+        buffer manager flush them at once. It is set to the value the engine was created
+        with; an engine created without one is left alone (DuckDB shows its own limit
+        rounded to 0.1 MiB, so setting what it shows would lower it). Other engines: nothing.
         """
-        if self.name != "duckdb":
+        if self.name != "duckdb" or self._memory_limit is None:
             return
-        con = self.backend.con
-        ((limit,),) = con.sql("SELECT current_setting('memory_limit')").fetchall()
-        con.execute(f"SET memory_limit = '{limit}'")
+        self.backend.con.execute(f"SET memory_limit = '{self._memory_limit}'")
 
     def to_pyarrow(self, expr: ir.Table, *, max_rows: int = DEFAULT_MAX_ROWS) -> pa.Table:
         """Collect a *small* result; raises PayloadTooLarge beyond ``max_rows`` rows."""

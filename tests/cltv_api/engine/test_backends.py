@@ -117,9 +117,18 @@ def test_release_memory_keeps_the_memory_limit(engine: Engine, tx: ir.Table) -> 
         return str(engine.backend.raw_sql("SELECT current_setting('memory_limit')").fetchall())
 
     before = limit()
-    cached = engine.cache(summarize(tx, "D"))
+    for _ in range(3):  # regression: re-applying DuckDB's rounded display lowered it each time
+        cached = engine.cache(summarize(tx, "D"))
     assert limit() == before
     assert cached.count().execute() == 300
+    with Engine.duckdb() as default:  # no limit given: the one DuckDB chose is kept
+        default_limit = default.backend.raw_sql("SELECT current_setting('memory_limit')")
+        shown = default_limit.fetchall()
+        for _ in range(3):
+            default.release_memory()
+        assert default.backend.raw_sql("SELECT current_setting('memory_limit')").fetchall() == (
+            shown
+        )
 
 
 class SmallBatches:
