@@ -125,7 +125,8 @@ def summarize_parts(
     parts together are exactly the rows of :func:`summarize` (same observation end for all,
     found by one validation scan). Computing the parts one after another (see
     :meth:`.Engine.store`) bounds the engine's aggregation memory by one part: on 2.8M
-    transactions in DuckDB two parts take the same time as one and 30% less memory.
+    transactions in DuckDB, three parts ran in the time of one (plain SQL, 0.99 vs 0.97 s)
+    with 325 instead of 576 MB peak.
     ``"auto"`` picks ``ceil(rows / PART_ROWS)`` parts (at most :data:`MAX_PARTS`) on the
     backends of :data:`PARTITIONED_BACKENDS`, else one.
     """
@@ -252,7 +253,8 @@ join of :func:`_first_values_joined`. Both give the same values (tests compare t
 def _first_values_ordered(tx: ir.Table, segments: Sequence[str]) -> ir.Table:
     """One aggregate: each column's first value ordered by (date, value), nulls last.
 
-    A third faster than the join in DuckDB, and it spills less under a memory limit.
+    The whole summary of 2.8M transactions ran 12% faster in DuckDB with it than with the
+    join (20% under a 256 MB memory limit, where the join spills).
     """
     return tx.group_by(CUSTOMER).aggregate(
         **{
