@@ -161,23 +161,32 @@ def build_parser() -> argparse.ArgumentParser:
 class Progress:
     """Named stages on one progress bar (stderr); silent with --quiet or when not a terminal.
 
-    tqdm is imported only when a bar is shown: a scripted run does not pay for it.
+    A stage computed in parts (the summary) shows them as ``summarise 3/16``. tqdm is
+    imported only when a bar is shown: a scripted run does not pay for it.
     """
 
-    def __init__(self, stages: Sequence[str], quiet: bool) -> None:
+    def __init__(self, stages: Sequence[str], quiet: bool, file: TextIO | None = None) -> None:
+        stream = sys.stderr if file is None else file
         self.bar: Any = None
-        if not quiet and sys.stderr.isatty():
+        self.name = ""
+        if not quiet and stream.isatty():
             from tqdm import tqdm  # noqa: PLC0415
 
-            self.bar = tqdm(total=len(stages), file=sys.stderr, unit="step", leave=False)
+            self.bar = tqdm(total=len(stages), file=stream, unit="step", leave=False)
 
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[None]:
+        self.name = name
         if self.bar is not None:
             self.bar.set_description(name)
         yield
         if self.bar is not None:
             self.bar.update(1)
+
+    def part(self, done: int, total: int) -> None:
+        """Progress inside the current stage (``done`` of ``total`` parts computed)."""
+        if self.bar is not None and total > 1:
+            self.bar.set_description(f"{self.name} {done}/{total}")
 
     def close(self) -> None:
         if self.bar is not None:
@@ -252,12 +261,14 @@ def _segments(args: argparse.Namespace) -> list[str]:
     return list(dict.fromkeys([*args.segment_col, *getattr(args, "segment_by", [])]))
 
 
-def _summary(args: argparse.Namespace, engine: Engine, tx: ir.Table) -> ir.Table:
+def _summary(
+    args: argparse.Namespace, engine: Engine, tx: ir.Table, progress: Progress
+) -> ir.Table:
     """The summary computed once into an engine temp table, customer partition by partition."""
     parts = summarize_parts(
         tx, args.time_unit, observation_end=args.observation_end, segment_cols=_segments(args)
     )
-    return engine.store(parts)
+    return engine.store(parts, on_part=progress.part)
 
 
 def _fit(args: argparse.Namespace, engine: Engine, tx: ir.Table, summary: ir.Table) -> FittedModels:
@@ -321,7 +332,7 @@ def cmd_fit(args: argparse.Namespace, out: TextIO, workdir: Path) -> None:
         with progress.stage("read"):
             tx = _transactions(args, engine, workdir)
         with progress.stage("summarise"):
-            summary = _summary(args, engine, tx)
+            summary = _summary(args, engine, tx, progress)
         with progress.stage("fit"):
             fitted = _fit(args, engine, tx, summary)
     progress.close()
@@ -339,7 +350,7 @@ def cmd_segments(args: argparse.Namespace, out: TextIO, workdir: Path) -> None:
         with progress.stage("read"):
             tx = _transactions(args, engine, workdir)
         with progress.stage("summarise"):
-            summary = _summary(args, engine, tx)
+            summary = _summary(args, engine, tx, progress)
         with progress.stage("fit"):
             fitted = _fit(args, engine, tx, summary)
         with progress.stage("value"):
@@ -360,7 +371,7 @@ def cmd_score(args: argparse.Namespace, out: TextIO, workdir: Path) -> None:
         with progress.stage("read"):
             tx = _transactions(args, engine, workdir)
         with progress.stage("summarise"):
-            summary = _summary(args, engine, tx)
+            summary = _summary(args, engine, tx, progress)
         with progress.stage("fit"):
             if args.fit is not None:
                 fitted = FittedModels.from_dict(json.loads(args.fit.read_text(encoding="utf-8")))

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, Self
 from urllib.parse import urlsplit, urlunsplit
@@ -194,25 +194,36 @@ class Engine:
         """
         return self.store([expr])
 
-    def store(self, parts: Sequence[ir.Table], path: str | Path | None = None) -> ir.Table:
+    def store(
+        self,
+        parts: Sequence[ir.Table],
+        path: str | Path | None = None,
+        *,
+        on_part: Callable[[int, int], None] | None = None,
+    ) -> ir.Table:
         """Compute ``parts`` (tables with one schema) one after another into one table.
 
         The parts run as separate queries, so the engine's working memory is that of one part
         (see :func:`.summary.summarize_parts`). The result is a temporary table of the
         session (Spark: the cached union); with ``path`` it is also written there as Parquet.
+        ``on_part(done, total)`` is called after each part (progress bars).
         """
         if not parts:
             raise ValueError("store needs at least one part")
+        report = on_part or (lambda done, total: None)
         if self.name == "pyspark":
             stored = ibis.union(*parts).cache() if len(parts) > 1 else parts[0].cache()
+            report(len(parts), len(parts))
         else:
             name = ibis.util.gen_name("cltv_store")
             # Not Ibis' ``cache()``: its finalizer drops the table at interpreter exit, after
             # the connection is closed, and fails there.
             with _third_party_deprecations():
                 stored = self.backend.create_table(name, parts[0], temp=True)
-                for part in parts[1:]:
+                report(1, len(parts))
+                for done, part in enumerate(parts[1:], start=2):
                     self.backend.insert(name, part)
+                    report(done, len(parts))
         self.release_memory()
         if path is not None:
             self.to_parquet(stored, path)

@@ -195,3 +195,27 @@ def test_console_script_runs_as_a_process(parquet_file: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "region" in proc.stdout.splitlines()[0] and "(all)" in proc.stdout
+
+
+class _Terminal(io.StringIO):
+    """A text stream that says it is a terminal, so the progress bar draws into it."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_shows_the_parts_of_a_stage_on_a_terminal() -> None:
+    from cltv_api.cli import Progress
+
+    screen = _Terminal()
+    progress = Progress(["read", "summarise"], quiet=False, file=screen)
+    with progress.stage("summarise"):
+        for done in (1, 2, 3):
+            progress.part(done, 3)
+    progress.close()
+    assert "summarise 3/3" in screen.getvalue()
+    quiet = _Terminal()
+    silent = Progress(["read"], quiet=True, file=quiet)
+    with silent.stage("read"):
+        silent.part(1, 2)
+    assert quiet.getvalue() == ""

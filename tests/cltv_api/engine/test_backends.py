@@ -95,7 +95,11 @@ def test_summary_stored_in_customer_parts_equals_the_whole_summary(
     parts = summarize_parts(tx, "W", parts=3, **options)  # type: ignore[arg-type]
     sizes = [int(p.count().execute()) for p in parts]
     assert len(parts) == 3 and min(sizes) > 0 and sum(sizes) == len(whole)
-    stored = engine.store(parts, tmp_path / "summary.parquet")
+    reported: list[tuple[int, int]] = []
+    stored = engine.store(
+        parts, tmp_path / "summary.parquet", on_part=lambda *args: reported.append(args)
+    )
+    assert reported == [(1, 3), (2, 3), (3, 3)]
     pd.testing.assert_frame_equal(frame(stored), whole)
     pd.testing.assert_frame_equal(frame(engine.table(tmp_path / "summary.parquet")), whole)
 
