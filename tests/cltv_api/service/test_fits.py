@@ -337,6 +337,72 @@ def test_fit_job_reports_summarise_fit_save_stages(env: Env) -> None:
     assert stored["result"]["customers"] == CUSTOMERS
 
 
+def test_fit_job_reports_each_customer_partition_of_a_large_summary(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cltv_api.engine import summary as summary_module
+
+    # parts = ceil(stored rows / PART_ROWS) = 3
+    monkeypatch.setattr(summary_module, "PART_ROWS", env.dataset["stored_rows"] // 3 + 1)
+    app = env.client.app
+    with app.state.db.session() as session:  # type: ignore[attr-defined]
+        fit = FitRepository(session, env.credentials.workspace_id).add(
+            Fit(
+                dataset_id=env.dataset["id"],
+                status="queued",
+                request={"dataset_id": env.dataset["id"], "purchase_model": "bgnbd"},
+            )
+        )
+    report = RecordingReporter(
+        app.state.db,  # type: ignore[attr-defined]
+        app.state.settings,  # type: ignore[attr-defined]
+        env.credentials.workspace_id,
+    )
+    fit_service.run_fit_job({"fit_id": fit.id}, report)
+    stages = [stage for _, stage in report.stages]
+    assert stages == ["summarise", "summarise 1/3", "summarise 2/3", "summarise 3/3", "fit", "save"]
+    progress = [p for p, _ in report.stages]
+    assert progress == sorted(progress) and progress[3] == pytest.approx(0.3)
+    stored = env.get(f"/v1/fits/{fit.id}").json()
+    assert stored["result"]["customers"] == CUSTOMERS
+
+
+def test_a_fit_cancelled_during_a_partitioned_summary_stops_between_parts(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cltv_api.engine import summary as summary_module
+    from cltv_api.services.jobs import JobCancelled
+
+    monkeypatch.setattr(summary_module, "PART_ROWS", env.dataset["stored_rows"] // 3 + 1)
+
+    @dataclass
+    class CancelAfterFirstPart(RecordingReporter):
+        def __call__(self, progress: float, stage: str) -> None:
+            super().__call__(progress, stage)
+            if stage == "summarise 1/3":
+                raise JobCancelled(self.job_id)
+
+    app = env.client.app
+    with app.state.db.session() as session:  # type: ignore[attr-defined]
+        fit = FitRepository(session, env.credentials.workspace_id).add(
+            Fit(
+                dataset_id=env.dataset["id"],
+                status="queued",
+                request={"dataset_id": env.dataset["id"], "purchase_model": "bgnbd"},
+            )
+        )
+    report = CancelAfterFirstPart(
+        app.state.db,  # type: ignore[attr-defined]
+        app.state.settings,  # type: ignore[attr-defined]
+        env.credentials.workspace_id,
+    )
+    with pytest.raises(JobCancelled):
+        fit_service.run_fit_job({"fit_id": fit.id}, report)
+    assert [stage for _, stage in report.stages] == ["summarise", "summarise 1/3"]
+    assert env.get(f"/v1/fits/{fit.id}").json()["status"] == "cancelled"
+    assert not fit_service.fit_dir(app.state.settings, fit.id).exists()  # type: ignore[attr-defined]
+
+
 def test_values_of_a_queued_fit_are_409(env: Env) -> None:
     with env.client.app.state.db.session() as session:  # type: ignore[attr-defined]
         fit = FitRepository(session, env.credentials.workspace_id).add(
