@@ -4,12 +4,13 @@
 
 1. Summary step: our engine (DuckDB, Parquet in -> summary Parquet out) vs
    ``lifetimes.utils.summary_data_from_transaction_data`` on the same rows already in pandas.
-2. End to end, each in a fresh process, wall time and peak RSS (ru_maxrss):
+2. End to end, each in a fresh process, wall time and peak RSS (VmHWM):
    - ours: ``cltv segments FILE --segment-by channel --model bgnbd --time-unit days``
      (read, validate, summarise, fit BG/NBD + Gamma-Gamma, 12-month CLTV with intervals per
      segment);
    - lifetimes: read the Parquet into pandas, summary, BetaGeoFitter, GammaGammaFitter on repeat
      customers, 12-month CLTV (monthly discount 1%), mean CLTV per channel.
+3. Where the time goes: the command's steps timed one by one in a fresh process.
 Targets (issue 4): summary >= 4x faster; end to end >= 15x faster with peak RSS under half.
 """
 
@@ -65,6 +66,45 @@ print(clv.groupby(first.reindex(clv.index)).mean().to_dict(), file=sys.stdout)
 """
     + PEAK
 )
+
+
+STAGES = """
+import json, sys, tempfile, time
+from pathlib import Path
+def peak():
+    return int([l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM")][0]) / 1024
+rows, start = [], time.perf_counter()
+def mark(step, since):
+    now = time.perf_counter()
+    rows.append({"step": step, "seconds": now - since, "peak RSS so far (MB)": peak()})
+    return now
+from cltv_api import cli
+t = mark("import cltv_api.cli", start)
+args = cli.build_parser().parse_args(["segments", sys.argv[1], "--segment-by", "channel",
+    "--model", "bgnbd", "--time-unit", "days", "--quiet"])
+progress = cli.Progress([], quiet=True)
+with tempfile.TemporaryDirectory() as tmp, cli._engine(args, Path(tmp)) as engine:
+    t = mark("engine (imports Ibis' DuckDB backend)", t)
+    tx = cli._transactions(args, engine, Path(tmp))
+    summary = cli._summary(args, engine, tx, progress)
+    t = mark("summary (validation scan + customer parts)", t)
+    fitted = cli._fit(args, engine, tx, summary)
+    t = mark("fits (BG/NBD, Gamma-Gamma)", t)
+    cli.segment_table(summary, fitted, cli._valuation(args), by=args.segment_by)
+    t = mark("valuation (segment table)", t)
+print(json.dumps(rows))
+"""
+
+
+def stage_breakdown(path: Path) -> list[dict[str, Any]]:
+    """Seconds and peak RSS after each step of ``cltv segments``, in one fresh process."""
+    proc = subprocess.run(
+        [sys.executable, "-c", STAGES, str(path)], capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-2000:])
+    rows: list[dict[str, Any]] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return rows
 
 
 def run_process(code: str, path: Path, *extra: str) -> tuple[float, float]:
@@ -133,6 +173,8 @@ def main() -> None:
         f"{args.customers:,} customers, transactions file {path.name}, {resource.getpagesize()} B pages"
     )
     print(markdown_table(rows))
+    print("\nWhere the time goes (one process, default settings; Python start not included):")
+    print(markdown_table(stage_breakdown(path)))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2, default=str))
 
