@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -313,7 +313,11 @@ class RecordingReporter:
         self.stages.append((progress, stage))
 
 
-def test_fit_job_reports_summarise_fit_save_stages(env: Env) -> None:
+_Reporter = TypeVar("_Reporter", bound=RecordingReporter)
+
+
+def _queued_fit_job(env: Env, reporter: type[_Reporter]) -> tuple[Fit, _Reporter]:
+    """A queued BG/NBD fit of the module's data set and a reporter to run its job with."""
     app = env.client.app
     with app.state.db.session() as session:  # type: ignore[attr-defined]
         fit = FitRepository(session, env.credentials.workspace_id).add(
@@ -323,11 +327,16 @@ def test_fit_job_reports_summarise_fit_save_stages(env: Env) -> None:
                 request={"dataset_id": env.dataset["id"], "purchase_model": "bgnbd"},
             )
         )
-    report = RecordingReporter(
+    report = reporter(
         app.state.db,  # type: ignore[attr-defined]
         app.state.settings,  # type: ignore[attr-defined]
         env.credentials.workspace_id,
     )
+    return fit, report
+
+
+def test_fit_job_reports_summarise_fit_save_stages(env: Env) -> None:
+    fit, report = _queued_fit_job(env, RecordingReporter)
     assert fit_service.run_fit_job({"fit_id": fit.id}, report) == f"/v1/fits/{fit.id}"
     assert [stage for _, stage in report.stages] == ["summarise", "fit", "save"]
     progress = [p for p, _ in report.stages]
@@ -344,20 +353,7 @@ def test_fit_job_reports_each_customer_partition_of_a_large_summary(
 
     # parts = ceil(stored rows / PART_ROWS) = 3
     monkeypatch.setattr(summary_module, "PART_ROWS", env.dataset["stored_rows"] // 3 + 1)
-    app = env.client.app
-    with app.state.db.session() as session:  # type: ignore[attr-defined]
-        fit = FitRepository(session, env.credentials.workspace_id).add(
-            Fit(
-                dataset_id=env.dataset["id"],
-                status="queued",
-                request={"dataset_id": env.dataset["id"], "purchase_model": "bgnbd"},
-            )
-        )
-    report = RecordingReporter(
-        app.state.db,  # type: ignore[attr-defined]
-        app.state.settings,  # type: ignore[attr-defined]
-        env.credentials.workspace_id,
-    )
+    fit, report = _queued_fit_job(env, RecordingReporter)
     fit_service.run_fit_job({"fit_id": fit.id}, report)
     stages = [stage for _, stage in report.stages]
     assert stages == ["summarise", "summarise 1/3", "summarise 2/3", "summarise 3/3", "fit", "save"]
@@ -382,25 +378,13 @@ def test_a_fit_cancelled_during_a_partitioned_summary_stops_between_parts(
             if stage == "summarise 1/3":
                 raise JobCancelled(self.job_id)
 
-    app = env.client.app
-    with app.state.db.session() as session:  # type: ignore[attr-defined]
-        fit = FitRepository(session, env.credentials.workspace_id).add(
-            Fit(
-                dataset_id=env.dataset["id"],
-                status="queued",
-                request={"dataset_id": env.dataset["id"], "purchase_model": "bgnbd"},
-            )
-        )
-    report = CancelAfterFirstPart(
-        app.state.db,  # type: ignore[attr-defined]
-        app.state.settings,  # type: ignore[attr-defined]
-        env.credentials.workspace_id,
-    )
+    fit, report = _queued_fit_job(env, CancelAfterFirstPart)
     with pytest.raises(JobCancelled):
         fit_service.run_fit_job({"fit_id": fit.id}, report)
     assert [stage for _, stage in report.stages] == ["summarise", "summarise 1/3"]
     assert env.get(f"/v1/fits/{fit.id}").json()["status"] == "cancelled"
-    assert not fit_service.fit_dir(app.state.settings, fit.id).exists()  # type: ignore[attr-defined]
+    settings = env.client.app.state.settings  # type: ignore[attr-defined]
+    assert not fit_service.fit_dir(settings, fit.id).exists()
 
 
 def test_values_of_a_queued_fit_are_409(env: Env) -> None:
