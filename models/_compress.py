@@ -40,6 +40,9 @@ def compress(*columns: FloatArray, weights: FloatArray | None = None) -> Compres
     """
     n = columns[0].shape[0]
     w = np.ones(n) if weights is None else weights
+    presorted = _compress_sorted(columns, w)
+    if presorted is not None:
+        return presorted
     uniques = []
     codes = []
     for column in columns:
@@ -64,6 +67,35 @@ def compress(*columns: FloatArray, weights: FloatArray | None = None) -> Compres
         columns=tuple(reversed(out_columns)),
         weights=counts.astype(np.float64),
         inverse=inverse.ravel().astype(np.intp),
+    )
+
+
+def _compress_sorted(columns: tuple[FloatArray, ...], w: FloatArray) -> Compressed | None:
+    """Fast path for rows already in ascending lexicographic order (no NaN), else None.
+
+    Histories read back from the engine arrive sorted and mostly distinct; then the groups
+    are the runs of equal rows, found in one pass per column instead of a sort per column.
+    The result is the one the sorting path gives (unique rows ascending, -0.0 read as 0.0).
+    """
+    cols = [np.asarray(column, dtype=np.float64) + 0.0 for column in columns]
+    n = cols[0].shape[0]
+    if n < 2 or any(np.isnan(col).any() for col in cols):
+        return None
+    equal = np.ones(n - 1, dtype=bool)  # row i+1 equals row i on the columns seen so far
+    ordered = np.zeros(n - 1, dtype=bool)  # row i+1 is already known to be greater
+    for col in cols:
+        ordered |= equal & (col[1:] > col[:-1])
+        equal &= col[1:] == col[:-1]
+    if not np.all(ordered | equal):
+        return None
+    starts = np.concatenate(([True], ~equal))
+    inverse = (np.cumsum(starts) - 1).astype(np.intp)
+    first = np.flatnonzero(starts)
+    counts = np.bincount(inverse, weights=w, minlength=first.shape[0])
+    return Compressed(
+        columns=tuple(np.ascontiguousarray(col[first]) for col in cols),
+        weights=counts.astype(np.float64),
+        inverse=inverse,
     )
 
 

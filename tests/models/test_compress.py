@@ -45,3 +45,41 @@ def test_key_overflow_falls_back_to_byte_rows() -> None:
     assert comp.n_unique == fast.n_unique == 3000
     for original, unique in zip(cols, comp.columns, strict=True):
         np.testing.assert_array_equal(unique[comp.inverse], original)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([0.0, -0.0, 1.0, 2.0]),
+            st.sampled_from([0.0, 0.5, 3.0]),
+            st.floats(0, 1e6, allow_nan=False),
+        ),
+        min_size=2,
+        max_size=60,
+    ),
+    st.booleans(),
+)
+def test_sorted_input_fast_path_gives_what_sorting_gives(
+    rows: list[tuple[float, float, float]], presort: bool
+) -> None:
+    if presort:
+        rows = sorted(rows)
+    cols = tuple(np.array(col, dtype=float) for col in zip(*rows, strict=True))
+    weights = np.arange(1.0, len(rows) + 1.0)
+    comp = compress(*cols, weights=weights)
+    # numpy's row-wise unique: rows in ascending lexicographic order, like the sorting path
+    unique, inverse = np.unique(np.column_stack(cols) + 0.0, axis=0, return_inverse=True)
+    for j, ours in enumerate(comp.columns):
+        np.testing.assert_array_equal(ours, unique[:, j])
+    np.testing.assert_array_equal(comp.inverse, inverse.ravel())
+    np.testing.assert_array_equal(comp.weights, np.bincount(inverse.ravel(), weights=weights))
+
+
+def test_fast_path_is_taken_only_for_sorted_rows() -> None:
+    x = np.array([0.0, 0.0, 1.0, 1.0, 2.0])
+    t = np.array([0.0, 0.0, 3.0, 4.0, 1.0])
+    assert _compress._compress_sorted((x, t), np.ones(5)) is not None
+    assert _compress._compress_sorted((x[::-1], t[::-1]), np.ones(5)) is None
+    assert _compress._compress_sorted((x, np.array([0, 0, 4.0, 3, 1])), np.ones(5)) is None
+    assert _compress._compress_sorted((np.array([0.0, np.nan]), np.zeros(2)), np.ones(2)) is None
