@@ -24,6 +24,7 @@ from scipy import special
 from cltv_api.engine import HISTORY_KEY, attach
 from cltv_api.errors import FieldError, InvalidInput
 from models import clv
+from models._compress import compress
 
 from .fitting import FittedModels, SegmentFit
 from .registry import DISCRETE_MODELS
@@ -187,56 +188,17 @@ def fit_histories(
 
     Returns the positions of the fit's rows in ``groups`` (from :func:`history_groups`), the
     distinct (model key, frequency, recency, T) rows among them, and for each of the fit's
-    rows the position of its history in those distinct rows.
+    rows the position of its history in those distinct rows. The distinct histories are
+    sorted by (x, T, t_x), which keeps the histories that share (x, T) together: what the
+    chunked valuation of :func:`models.clv.history_values` evaluates once per chunk.
     """
     rows = np.flatnonzero(_rows_of(groups, key, fit))
     x, t_x, T = (groups[c][rows].astype(float) for c in HISTORY_KEY)
-    codes, first = _distinct_rows(x, T, t_x)
-    h = {c: np.full(first.shape[0], fit.segment[c], dtype=object) for c in key}
-    h.update({"frequency": x[first], "recency": t_x[first], "T": T[first]})
-    return rows, h, codes
-
-
-def _distinct_rows(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct rows of ``columns``, sorted by them (first column first).
-
-    Returns each row's position among the distinct rows, and one row index per distinct row.
-    Sorting by (x, T, t_x) keeps the histories that share (x, T) together, which is what the
-    chunked valuation of :func:`models.clv.history_values` evaluates once per chunk. Whole
-    period counts (the engine's summaries) are packed into one integer key and sorted once;
-    other values fall back to a lexicographic sort of the columns.
-    """
-    n = columns[0].shape[0]
-    key = _packed_key(columns)
-    order = np.argsort(key, kind="stable") if key is not None else np.lexsort(columns[::-1])
-    new = np.zeros(n, dtype=bool)
-    new[:1] = True
-    for col in columns:
-        ordered = col[order]
-        new[1:] |= ordered[1:] != ordered[:-1]
-    group = np.cumsum(new) - 1
-    codes = np.empty(n, dtype=np.intp)
-    codes[order] = group
-    return codes, order[new]
-
-
-def _packed_key(columns: Sequence[np.ndarray]) -> np.ndarray | None:
-    """One int64 per row ordering like the columns (first column first), if they are whole
-    numbers >= 0 whose ranges multiply below 2**62; else None."""
-    if columns[0].size == 0:
-        return None
-    key = np.zeros(columns[0].shape[0], dtype=np.int64)
-    capacity = 1.0
-    for col in columns:
-        low, high = float(col.min()), float(col.max())
-        if not (low >= 0 and high < 2.0**53) or not np.array_equal(col, np.floor(col)):
-            return None  # negative, fractional, infinite or NaN values
-        size = int(high) + 1
-        capacity *= size
-        if capacity >= 2.0**62:
-            return None
-        key = key * size + col.astype(np.int64)
-    return key
+    distinct = compress(x, T, t_x)
+    ux, uT, utx = distinct.columns
+    h = {c: np.full(distinct.n_unique, fit.segment[c], dtype=object) for c in key}
+    h.update({"frequency": ux, "recency": utx, "T": uT})
+    return rows, h, distinct.inverse
 
 
 def fit_pieces(

@@ -83,3 +83,15 @@ def test_fast_path_is_taken_only_for_sorted_rows() -> None:
     assert _compress._compress_sorted((x[::-1], t[::-1]), np.ones(5)) is None
     assert _compress._compress_sorted((x, np.array([0, 0, 4.0, 3, 1])), np.ones(5)) is None
     assert _compress._compress_sorted((np.array([0.0, np.nan]), np.zeros(2)), np.ones(2)) is None
+
+
+def test_whole_number_codes_and_sorted_codes_agree() -> None:
+    # x: small whole numbers (their own codes); T: one value past 2**20 and a negative one
+    # (coded by a sort); rows deliberately out of order.
+    x = np.array([3.0, 0.0, 3.0, 1.0, -0.0, 1.0])
+    T = np.array([2.0**21, 5.0, 2.0**21, -4.0, 5.0, 7.0])
+    comp = compress(x, T)
+    unique, inverse = np.unique(np.column_stack([x, T]) + 0.0, axis=0, return_inverse=True)
+    np.testing.assert_array_equal(np.column_stack(comp.columns), unique)
+    np.testing.assert_array_equal(comp.inverse, inverse.ravel())
+    np.testing.assert_array_equal(comp.weights, [2.0, 1.0, 1.0, 2.0])

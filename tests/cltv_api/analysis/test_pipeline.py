@@ -206,17 +206,19 @@ def test_bgbb_counts_one_opportunity_per_period(
 @pytest.mark.parametrize(
     "columns",
     [
-        # whole numbers: the packed-key path
+        # whole numbers: their own codes
         [np.array([3.0, 1.0, 3.0, 0.0, 1.0]), np.array([2.0, 5.0, 2.0, 7.0, 4.0])],
-        # fractional and infinite values: the lexicographic fallback
+        # fractional and infinite values: coded by a sort
         [np.array([3.5, 1.0, 3.5, 0.0, 1.0]), np.array([2.0, 5.0, 2.0, np.inf, 4.0])],
     ],
 )
-def test_distinct_rows_are_sorted_and_map_back(columns: list[np.ndarray]) -> None:
-    from cltv_api.analysis.scoring import _distinct_rows
+def test_distinct_histories_are_sorted_and_map_back(columns: list[np.ndarray]) -> None:
+    # the valuation's distinct histories come from the models' compress
+    from models._compress import compress
 
-    codes, first = _distinct_rows(*columns)
-    distinct = list(zip(*(c[first] for c in columns), strict=True))
+    comp = compress(*columns)
+    codes = comp.inverse
+    distinct = list(zip(*comp.columns, strict=True))
     assert distinct == sorted(set(zip(*columns, strict=True)))
     for i, code in enumerate(codes):
         assert distinct[code] == tuple(c[i] for c in columns)
