@@ -72,6 +72,23 @@ def assert_storage_problem(response: httpx.Response, status: int) -> dict[str, A
     return body
 
 
+def post_raw_csv(client: httpx.Client, path: Path) -> httpx.Response:
+    """Upload a CSV file as the raw request body."""
+    return client.post(
+        "/v1/datasets",
+        params={"filename": path.name},
+        content=path.read_bytes(),
+        headers={"Content-Type": "text/csv"},
+    )
+
+
+def assert_disk_full(response: httpx.Response) -> None:
+    problem = assert_storage_problem(response, 507)
+    assert problem["detail"].startswith("The disk is full")
+    assert "No space left on device" in problem["detail"]
+    assert problem["reason"] == "disk-full"
+
+
 def assert_previous_data_intact(client: httpx.Client, dataset: dict[str, Any]) -> None:
     listed = client.get("/v1/datasets").json()["items"]
     assert [d["id"] for d in listed] == [dataset["id"]]
@@ -113,16 +130,7 @@ def test_a_full_disk_while_receiving_an_upload_is_507_and_keeps_earlier_data(
         client.headers.update(headers)
         dataset = upload_csv(client, files["small"], "before")
         free_before = os.statvfs(data_dir).f_bavail
-        response = client.post(
-            "/v1/datasets",
-            params={"filename": "big.csv"},
-            content=files["big"].read_bytes(),
-            headers={"Content-Type": "text/csv"},
-        )
-        problem = assert_storage_problem(response, 507)
-        assert problem["detail"].startswith("The disk is full")
-        assert "No space left on device" in problem["detail"]
-        assert problem["reason"] == "disk-full"
+        assert_disk_full(post_raw_csv(client, files["big"]))
         assert scratch_entries(data_dir) == []  # the partial upload was removed...
         assert os.statvfs(data_dir).f_bavail >= free_before - 64  # ...and its space is free
         assert_previous_data_intact(client, dataset)
@@ -141,16 +149,7 @@ def test_a_full_disk_while_storing_the_normalised_data_is_507_and_keeps_earlier_
         client.headers.update(headers)
         small_disk(data_dir / "datasets", size_mib=1)
         dataset = upload_csv(client, files["small"], "before")
-        response = client.post(
-            "/v1/datasets",
-            params={"filename": "big.csv"},
-            content=files["big"].read_bytes(),
-            headers={"Content-Type": "text/csv"},
-        )
-        problem = assert_storage_problem(response, 507)
-        assert problem["detail"].startswith("The disk is full")
-        assert "No space left on device" in problem["detail"]
-        assert problem["reason"] == "disk-full"
+        assert_disk_full(post_raw_csv(client, files["big"]))
         assert scratch_entries(data_dir) == []
         assert sorted(p.name for p in (data_dir / "datasets").iterdir()) == [
             f"{dataset['sha256']}.parquet"
@@ -174,13 +173,7 @@ def test_a_read_only_data_directory_is_a_500_naming_it_and_keeps_earlier_data(
         dataset = upload_csv(client, files["small"], "before")
         remount = _mount("-o", "remount,ro", str(data_dir))
         assert remount.returncode == 0, remount.stderr
-        response = client.post(
-            "/v1/datasets",
-            params={"filename": "small.csv"},
-            content=files["small"].read_bytes(),
-            headers={"Content-Type": "text/csv"},
-        )
-        problem = assert_storage_problem(response, 500)
+        problem = assert_storage_problem(post_raw_csv(client, files["small"]), 500)
         assert problem["detail"].startswith(f"The data directory {data_dir} is not writable")
         assert "Read-only file system" in problem["detail"]
         assert problem["reason"] == "not-writable"

@@ -54,6 +54,16 @@ class Env:
         headers = self.headers if accept is None else {**self.headers, "Accept": accept}
         return self.client.get(path, headers=headers)
 
+    def batch_upload(self, params: dict[str, Any], **form: str) -> Any:
+        """POST the module's transactions to /v1/datasets with batch parameters (``fit=``)."""
+        return self.client.post(
+            "/v1/datasets",
+            headers=self.headers,
+            params=params,
+            files={"file": ("tx.csv", csv_bytes(self.table))},
+            data=form,
+        )
+
     def post_fit(self, **body: Any) -> Any:
         return self.client.post(
             "/v1/fits", headers=self.headers, json={"dataset_id": self.dataset["id"], **body}
@@ -690,12 +700,8 @@ def test_csv_exports_neutralise_formulas_from_uploaded_values(env: Env) -> None:
 
 def test_one_call_batch_upload_fits_and_answers_the_segment_table_as_csv(env: Env) -> None:
     # Issue 8: `curl -F file=@export.csv ".../v1/datasets?fit=bgnbd&segment_by=channel"`.
-    response = env.client.post(
-        "/v1/datasets",
-        headers=env.headers,
-        params={"fit": "bgnbd", "segment_by": "channel", "margin": 0.3},
-        files={"file": ("tx.csv", csv_bytes(env.table))},
-        data={"segment_cols": "channel,region"},
+    response = env.batch_upload(
+        {"fit": "bgnbd", "segment_by": "channel", "margin": 0.3}, segment_cols="channel,region"
     )
     assert response.status_code == 201, response.text
     assert response.headers["content-type"].startswith("text/csv")
@@ -712,12 +718,7 @@ def test_batch_upload_keeps_the_report_columns_without_segment_cols(env: Env) ->
     # Regression: `?fit=auto&segment_by=channel` alone stored the data set without the channel
     # column, then answered 422 (an orphan data set). The report columns are now kept.
     before = env.get("/v1/datasets").json()["total"]
-    response = env.client.post(
-        "/v1/datasets",
-        headers=env.headers,
-        params={"fit": "bgnbd", "segment_by": "channel"},
-        files={"file": ("tx.csv", csv_bytes(env.table))},
-    )
+    response = env.batch_upload({"fit": "bgnbd", "segment_by": "channel"})
     assert response.status_code == 201, response.text
     labels = [r["channel"] for r in csv.DictReader(io.StringIO(response.text))]
     assert labels[-1] == "(all)"
@@ -729,12 +730,7 @@ def test_batch_upload_keeps_the_report_columns_without_segment_cols(env: Env) ->
 
 def test_batch_upload_with_an_unknown_report_column_stores_nothing(env: Env) -> None:
     before = env.get("/v1/datasets").json()["total"]
-    response = env.client.post(
-        "/v1/datasets",
-        headers=env.headers,
-        params={"fit": "bgnbd", "segment_by": "no_such_column"},
-        files={"file": ("tx.csv", csv_bytes(env.table))},
-    )
+    response = env.batch_upload({"fit": "bgnbd", "segment_by": "no_such_column"})
     assert response.status_code == 422, response.text
     assert "no_such_column" in response.json()["detail"]
     assert env.get("/v1/datasets").json()["total"] == before
