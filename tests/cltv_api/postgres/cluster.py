@@ -19,7 +19,6 @@ import os
 import pwd
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -27,6 +26,8 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql
+
+from tests.cltv_api.service.conftest import free_port
 
 PG_BIN = Path(os.environ.get("CLTV_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 SERVER_USER = "postgres"  # the system account that runs the server when we are root
@@ -64,14 +65,6 @@ def missing_reason(bin_dir: Path = PG_BIN) -> str | None:
         if shutil.which("runuser") is None:
             return "running as root but `runuser` (util-linux) is missing"
     return None
-
-
-def free_port() -> int:
-    """A TCP port of 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
