@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 from scipy import special
 
 from cltv_api.engine import HISTORY_KEY, attach
+from cltv_api.engine.join import row_codes
 from cltv_api.errors import FieldError, InvalidInput
 from models import clv
 from models._compress import compress
@@ -403,10 +404,7 @@ def _segment_codes(
     if not by:
         return np.zeros(rows.size, dtype=np.intp), [()]
     labels = [_label_codes(groups[c][rows]) for c in by]
-    combined = np.zeros(rows.size, dtype=np.intp)
-    for codes, values in labels:
-        # re-coded after each column, so the codes stay below the row count
-        combined = _factorize(combined * len(values) + codes)[0]
+    combined = row_codes([(codes, len(values)) for codes, values in labels], rows.size)
     _, first = np.unique(combined, return_index=True)
     return combined, [tuple(str(values[codes[i]]) for codes, values in labels) for i in first]
 

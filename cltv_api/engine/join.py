@@ -136,11 +136,21 @@ def distinct_rows(table: pa.Table, columns: Sequence[str]) -> int:
     re-coded at each step so they stay below the row count. Arrow's multi-column
     ``group_by`` is not used: its hashing took 20 s on 200k rows of integer-valued floats.
     """
-    combined = np.zeros(table.num_rows, dtype=np.int64)
-    for name in columns:
-        codes, n_values = _codes(table[name])
-        combined = np.unique(combined * n_values + codes, return_inverse=True)[1].reshape(-1)
+    combined = row_codes([_codes(table[name]) for name in columns], table.num_rows)
     return int(combined.max()) + 1 if combined.size else 0
+
+
+def row_codes(columns: Sequence[tuple[np.ndarray, int]], n_rows: int) -> np.ndarray:
+    """One code per distinct row from per-column ``(codes, number of codes)``.
+
+    The codes are combined column by column and re-coded (numpy's unique) after each, so they
+    stay below the row count however many columns there are; equal rows share a code, and
+    codes follow the rows' order by the columns' codes (first column first).
+    """
+    combined = np.zeros(n_rows, dtype=np.int64)
+    for codes, n_values in columns:
+        combined = np.unique(combined * n_values + codes, return_inverse=True)[1].reshape(-1)
+    return combined
 
 
 def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, int]:
