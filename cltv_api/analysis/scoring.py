@@ -224,9 +224,10 @@ def fit_pieces(
     out = []
     for fit in fitted.fits:
         rows, h, hist_codes = fit_histories(groups, key, fit)
-        freq_codes, freq_unique = _factorize(groups["frequency"][rows].astype(float))
-        f = {c: np.full(len(freq_unique), fit.segment[c], dtype=object) for c in key}
-        f["frequency"] = np.asarray(freq_unique, dtype=float)
+        freqs = compress(groups["frequency"][rows].astype(float))
+        freq_codes = freqs.inverse
+        f = {c: np.full(freqs.n_unique, fit.segment[c], dtype=object) for c in key}
+        f["frequency"] = freqs.columns[0]
         purchase, spend = _models(fit)
         values = clv.history_values(purchase, h["frequency"], h["recency"], h["T"], horizon)
         coefficients = clv.spend_coefficients(spend, f["frequency"])
@@ -400,7 +401,8 @@ def _group_totals(
 def _segment_codes(
     groups: dict[str, np.ndarray], rows: np.ndarray, by: Sequence[str]
 ) -> tuple[np.ndarray, list[tuple[str, ...]]]:
-    """Each row's report segment (a code) and the segments' values, in order of appearance."""
+    """Each row's report segment (a code) and the segments' values, ordered by the first
+    column's values in order of appearance, then the second column's, and so on."""
     if not by:
         return np.zeros(rows.size, dtype=np.intp), [()]
     labels = [_label_codes(groups[c][rows]) for c in by]
@@ -417,12 +419,6 @@ def _label_codes(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
     encoded = pc.dictionary_encode(pa.array(values, type=pa.string()))
     codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.intp)
     return codes, [str(v) for v in encoded.dictionary.to_pylist()]
-
-
-def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Codes into the sorted distinct values, and those values (numpy's unique)."""
-    uniques, codes = np.unique(values, return_inverse=True)
-    return codes.reshape(-1).astype(np.intp, copy=False), uniques
 
 
 _T = TypeVar("_T", clv.HistoryValues, clv.SpendCoefficients)
@@ -442,8 +438,7 @@ def _medians(scored: ir.Table, by: Sequence[str]) -> dict[tuple[str, ...], float
     """Median CLTV per segment and over everyone (key ``()``), in one engine query.
 
     The per-segment medians and the overall one are a union of two aggregates over the same
-    join, so the engine joins the customers to their predictions once (DuckDB materialises the
-    shared part).
+    join of the customers to their predictions: one query where there were two.
     """
     overall = scored.aggregate(_all=ibis.literal(True), med=scored.clv.quantile(0.5))
     if by:
