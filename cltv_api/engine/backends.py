@@ -185,15 +185,6 @@ class Engine:
             return self.table(Path(path))
         return self.store([expr], path)
 
-    def cache(self, expr: ir.Table) -> ir.Table:
-        """Compute ``expr`` once and keep the result in the engine for this session.
-
-        DuckDB and PostgreSQL hold it in a temporary table (DuckDB spills it to its temp
-        directory beyond the memory limit), Spark in its cache. Cheaper than :meth:`persist`
-        when no file is wanted: DuckDB skips encoding and decoding Parquet.
-        """
-        return self.store([expr])
-
     def store(
         self,
         parts: Sequence[ir.Table],

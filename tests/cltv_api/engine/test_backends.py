@@ -122,7 +122,7 @@ def test_release_memory_keeps_the_memory_limit(engine: Engine, tx: ir.Table) -> 
 
     before = limit()
     for _ in range(3):  # regression: re-applying DuckDB's rounded display lowered it each time
-        cached = engine.cache(summarize(tx, "D"))
+        cached = engine.store([summarize(tx, "D")])
     assert limit() == before
     assert cached.count().execute() == 300
     with Engine.duckdb() as default:  # no limit given: the one DuckDB chose is kept
